@@ -1,0 +1,7 @@
+//! One module per subcommand. Each has `Args` (clap derive, parsed without touching the
+//! system) and `run(Args) -> anyhow::Result<ExitCode>`, which resolves the arguments into a plan
+//! (namespaces opened, interfaces looked up) and carries it out.
+
+pub mod demo;
+pub mod link;
+pub mod netns;

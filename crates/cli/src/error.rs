@@ -1,0 +1,68 @@
+//! Error reporting at the edge: one line, the right exit code, advice for missing privileges.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// A usage error: the user asked for something that cannot be done as written (exit code 2).
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Builds a usage error (exit 2) as an `anyhow::Error`.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(msg.into()))
+}
+
+/// True if any error in the chain is a usage error, or a library error that means the user
+/// named something wrong (an invalid namespace name, say).
+fn is_usage(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.is::<Usage>()
+            || matches!(
+                e.downcast_ref::<netns::Error>(),
+                Some(netns::Error::InvalidName { .. })
+            )
+    })
+}
+
+/// The capability a permission error most likely lacks, from the failing call.
+fn capability_advice(err: &anyhow::Error) -> Option<&'static str> {
+    let eperm = err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.raw_os_error())
+            .is_some_and(|c| c == libc::EPERM || c == libc::EACCES)
+    });
+    if !eperm {
+        return None;
+    }
+    let text = format!("{err:#}");
+    Some(if text.contains("socket") || text.contains("capture") {
+        "run as root or grant CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode)"
+    } else if text.contains("setns")
+        || text.contains("mount")
+        || text.contains("namespace")
+        || text.contains("unshare")
+    {
+        "run as root or grant CAP_SYS_ADMIN (entering and creating namespaces needs it)"
+    } else {
+        "run as root or grant CAP_NET_ADMIN"
+    })
+}
+
+/// Prints `nsring: error: ...` on one line and returns the exit code (2 usage, 1 runtime).
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    let mut line = format!("{err:#}").replace('\n', " ");
+    if let Some(advice) = capability_advice(err) {
+        line.push_str(" — ");
+        line.push_str(advice);
+    }
+    eprintln!("nsring: error: {line}");
+    ExitCode::from(if is_usage(err) { 2 } else { 1 })
+}

@@ -1,0 +1,59 @@
+//! `nsring`: namespace-native packet capture. The binary is argument parsing, one module per
+//! subcommand (in `cmd/`), and output formatting; the work is done by the library crates.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod error;
+mod out;
+
+pub use error::{Usage, usage};
+
+/// nsring — packet capture that is at home in network namespaces.
+///
+/// A namespace is written NAME (iproute2's /run/netns/NAME), a path (/proc/PID/ns/net),
+/// or pid:PID; an interface in a namespace is NS/IFACE (ns0/eth1).
+#[derive(Debug, Parser)]
+#[command(
+    name = "nsring",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage network namespaces (like `ip netns`; namespaces are shared with iproute2).
+    Netns(cmd::netns::Args),
+    /// List, move, create and configure interfaces (the part of `ip link`/`ip addr` nsring needs).
+    Link(cmd::link::Args),
+    /// Run the seed's walkthrough on a built-in lab: namespaces, a veth pair, capture, cleanup.
+    Demo(cmd::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let result = match cli.command {
+        Command::Netns(args) => cmd::netns::run(args),
+        Command::Link(args) => cmd::link::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => error::report(&err),
+    }
+}

@@ -1,0 +1,300 @@
+//! Network namespaces for nsring, compatible with iproute2's `ip netns`.
+//!
+//! This crate owns:
+//! - [`NetNs`], an open network namespace (an [`OwnedFd`] on `/run/netns/NAME`,
+//!   `/proc/PID/ns/net` or any other nsfs path), and [`NsSpec`], the one spelling of a
+//!   namespace that every nsring command accepts (`NAME`, a path, `pid:PID`, or the current one);
+//! - [`NetNs::run`], which runs a closure inside a namespace on a dedicated thread, so the
+//!   caller's thread (and the process) never changes namespace;
+//!
+//! It must not capture or send packets (that is the `ring` crate) and it never runs `ip`.
+//! The only unsafe code is the small `setns`/mount corner in [`sys`].
+
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+mod error;
+pub mod manage;
+pub mod sys;
+
+pub use error::{Error, Result};
+pub use manage::{add, del};
+
+/// Where iproute2 keeps the bind mounts of named namespaces.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+/// Where iproute2 keeps per-namespace configuration files bind-mounted over `/etc` by `exec`.
+pub const NETNS_ETC_DIR: &str = "/etc/netns";
+
+/// How a user names a network namespace. Parsed without touching the system.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NsSpec {
+    /// The namespace of the calling thread.
+    Current,
+    /// A named namespace: `/run/netns/NAME`.
+    Name(String),
+    /// A path to an nsfs file (`/proc/PID/ns/net`, `/run/netns/X`, a bind mount elsewhere).
+    Path(PathBuf),
+    /// The namespace of a process: `/proc/PID/ns/net`.
+    Pid(u32),
+}
+
+impl NsSpec {
+    /// The file that holds this namespace, or `None` for [`NsSpec::Current`].
+    pub fn path(&self) -> Option<PathBuf> {
+        match self {
+            NsSpec::Current => None,
+            NsSpec::Name(name) => Some(Path::new(NETNS_RUN_DIR).join(name)),
+            NsSpec::Path(p) => Some(p.clone()),
+            NsSpec::Pid(pid) => Some(PathBuf::from(format!("/proc/{pid}/ns/net"))),
+        }
+    }
+
+    /// The iproute2 name, if this spec is a name.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            NsSpec::Name(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for NsSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NsSpec::Current => f.write_str("(current)"),
+            NsSpec::Name(n) => f.write_str(n),
+            NsSpec::Path(p) => write!(f, "{}", p.display()),
+            NsSpec::Pid(pid) => write!(f, "pid:{pid}"),
+        }
+    }
+}
+
+/// Checks a namespace name the way iproute2 does, and a little stricter: not empty, not `.`
+/// or `..`, no `/`, no NUL, at most 255 bytes (one path component).
+pub fn validate_name(name: &str) -> Result<()> {
+    let why = if name.is_empty() {
+        Some("is empty")
+    } else if name == "." || name == ".." {
+        Some("is '.' or '..'")
+    } else if name.contains('/') {
+        Some("contains '/'")
+    } else if name.contains('\0') {
+        Some("contains a NUL byte")
+    } else if name.len() > 255 {
+        Some("is longer than 255 bytes")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::InvalidName {
+            name: name.to_owned(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+impl FromStr for NsSpec {
+    type Err = Error;
+
+    /// `""`/`-` is not accepted; `pid:N` is a process, anything containing `/` is a path,
+    /// anything else is a name checked with [`validate_name`].
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some(pid) = s.strip_prefix("pid:") {
+            return pid
+                .parse::<u32>()
+                .ok()
+                .filter(|p| *p > 0)
+                .map(NsSpec::Pid)
+                .ok_or_else(|| Error::InvalidName {
+                    name: s.to_owned(),
+                    why: "is not pid:PID with a positive PID",
+                });
+        }
+        if s.contains('/') {
+            return Ok(NsSpec::Path(PathBuf::from(s)));
+        }
+        validate_name(s)?;
+        Ok(NsSpec::Name(s.to_owned()))
+    }
+}
+
+/// An open network namespace. Holding it keeps the namespace alive.
+#[derive(Debug)]
+pub struct NetNs {
+    fd: OwnedFd,
+    spec: NsSpec,
+    inode: u64,
+    dev: u64,
+}
+
+impl NetNs {
+    /// The namespace of the calling thread.
+    pub fn current() -> Result<NetNs> {
+        Self::open_path(Path::new("/proc/thread-self/ns/net"), NsSpec::Current)
+    }
+
+    /// The initial network namespace (that of PID 1).
+    pub fn initial() -> Result<NetNs> {
+        Self::open(&NsSpec::Pid(1))
+    }
+
+    /// Opens the namespace a spec names.
+    pub fn open(spec: &NsSpec) -> Result<NetNs> {
+        match spec.path() {
+            None => Self::current(),
+            Some(path) => Self::open_path(&path, spec.clone()),
+        }
+    }
+
+    /// Parses and opens (`"ns0"`, `"/proc/1/ns/net"`, `"pid:42"`).
+    pub fn open_str(s: &str) -> Result<NetNs> {
+        Self::open(&s.parse()?)
+    }
+
+    fn open_path(path: &Path, spec: NsSpec) -> Result<NetNs> {
+        let fd = sys::open_nsfs(path).map_err(|source| match source.raw_os_error() {
+            Some(libc::ENOENT) => Error::NotFound {
+                spec: spec.to_string(),
+            },
+            _ => Error::sys("open", path.display().to_string(), source),
+        })?;
+        let file = std::fs::File::from(fd);
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::sys("fstat", path.display().to_string(), e))?;
+        let fd = OwnedFd::from(file);
+        if !sys::is_netns(fd.as_fd()) {
+            return Err(Error::NotANetNs {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(NetNs {
+            fd,
+            spec,
+            inode: meta.ino(),
+            dev: meta.dev(),
+        })
+    }
+
+    /// Wraps an already open nsfs descriptor.
+    pub fn from_fd(fd: OwnedFd, spec: NsSpec) -> Result<NetNs> {
+        if !sys::is_netns(fd.as_fd()) {
+            return Err(Error::NotANetNs {
+                path: spec.path().unwrap_or_default(),
+            });
+        }
+        let file = std::fs::File::from(fd);
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::sys("fstat", spec.to_string(), e))?;
+        Ok(NetNs {
+            fd: OwnedFd::from(file),
+            spec,
+            inode: meta.ino(),
+            dev: meta.dev(),
+        })
+    }
+
+    /// How this namespace was named when it was opened.
+    pub fn spec(&self) -> &NsSpec {
+        &self.spec
+    }
+
+    /// The nsfs inode: the namespace's identity (what `ls -L -i /proc/PID/ns/net` shows).
+    pub fn inode(&self) -> u64 {
+        self.inode
+    }
+
+    /// The device of the nsfs inode (with the inode, a unique identity).
+    pub fn dev(&self) -> u64 {
+        self.dev
+    }
+
+    /// True if both handles refer to the same namespace.
+    pub fn same_as(&self, other: &NetNs) -> bool {
+        self.inode == other.inode && self.dev == other.dev
+    }
+
+    /// A new handle on the same namespace.
+    pub fn try_clone(&self) -> Result<NetNs> {
+        Ok(NetNs {
+            fd: self
+                .fd
+                .try_clone()
+                .map_err(|e| Error::sys("dup", self.spec.to_string(), e))?,
+            spec: self.spec.clone(),
+            inode: self.inode,
+            dev: self.dev,
+        })
+    }
+
+    /// Runs `f` inside this namespace on a dedicated thread and returns its result.
+    ///
+    /// The calling thread never changes namespace. Sockets created by `f` stay in this
+    /// namespace for their whole life, wherever they are used afterwards: this is how one
+    /// process holds capture sockets in many namespaces.
+    pub fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name(format!("netns-{}", self.inode))
+                .spawn_scoped(scope, || {
+                    sys::setns_net(self.fd.as_fd())
+                        .map_err(|e| Error::sys("setns", self.spec.to_string(), e))?;
+                    Ok(f())
+                })
+                .map_err(|e| Error::sys("spawn thread", self.spec.to_string(), e))?
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+}
+
+impl AsFd for NetNs {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for NetNs {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_parsing() {
+        assert_eq!("ns0".parse::<NsSpec>().unwrap(), NsSpec::Name("ns0".into()));
+        assert_eq!("pid:42".parse::<NsSpec>().unwrap(), NsSpec::Pid(42));
+        assert_eq!(
+            "/proc/1/ns/net".parse::<NsSpec>().unwrap(),
+            NsSpec::Path("/proc/1/ns/net".into())
+        );
+        for bad in ["", ".", "..", "pid:", "pid:0", "pid:x"] {
+            assert!(bad.parse::<NsSpec>().is_err(), "{bad:?} accepted");
+        }
+        assert!("a".repeat(256).parse::<NsSpec>().is_err());
+        assert!("a".repeat(255).parse::<NsSpec>().is_ok());
+    }
+
+    #[test]
+    fn spec_paths() {
+        assert_eq!(
+            NsSpec::Name("x".into()).path().unwrap(),
+            Path::new("/run/netns/x")
+        );
+        assert_eq!(NsSpec::Pid(7).path().unwrap(), Path::new("/proc/7/ns/net"));
+        assert!(NsSpec::Current.path().is_none());
+    }
+}
