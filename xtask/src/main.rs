@@ -1,1 +1,210 @@
-fn main() {}
+//! `cargo xtask demo | test | bench`: the project's entry points on a fresh Debian 12 machine.
+//!
+//! Each command first installs the Debian packages it needs that are missing (as root, through
+//! apt-get), then builds and runs. Std only, apart from serde_json for the benchmark's JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod bench;
+mod sh;
+
+use sh::{Sh, fail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  demo [ARGS...]     install what is missing, build release, run `nsring demo ARGS...`
+  test [ARGS...]     install what tests need, check fmt and clippy, run every test
+                     (ARGS go to `cargo test`, e.g. `cargo xtask test -- --nocapture`)
+  bench [OPTIONS]    benchmark nsring against tcpdump on a veth lab (see `cargo xtask bench --help`)
+  deps [demo|test|bench]
+                     only install the Debian packages a command needs
+";
+
+/// Debian packages each command needs (binary → package).
+const DEMO_PKGS: &[&str] = &["libpcap-dev", "pkg-config", "iproute2"];
+const TEST_PKGS: &[&str] = &[
+    "libpcap-dev",
+    "pkg-config",
+    "iproute2",
+    "tcpdump",
+    "tshark",
+    "util-linux",
+    "procps",
+    "iputils-ping",
+];
+const BENCH_PKGS: &[&str] = &[
+    "libpcap-dev",
+    "pkg-config",
+    "iproute2",
+    "tcpdump",
+    "netsniff-ng",
+    "util-linux",
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cmd {
+        "demo" => demo(rest),
+        "test" => test(rest),
+        "bench" => bench::run(rest),
+        "deps" => match rest.first().map(String::as_str) {
+            Some("demo") => install(DEMO_PKGS),
+            Some("bench") => install(BENCH_PKGS),
+            Some("test") | None => install(TEST_PKGS),
+            Some(other) => Err(format!("unknown package set '{other}': use demo, test or bench")),
+        },
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprintln!("xtask: unknown command '{other}'\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+fn require_root(what: &str) -> Result<(), String> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        })
+        .unwrap_or_default();
+    if uid == "0" {
+        Ok(())
+    } else {
+        Err(format!(
+            "`cargo xtask {what}` needs root (it creates network namespaces and installs packages): run it as root"
+        ))
+    }
+}
+
+/// Installs the Debian packages of `pkgs` that are not installed yet.
+pub fn install(pkgs: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> = pkgs
+        .iter()
+        .copied()
+        .filter(|p| {
+            Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .map(|o| !String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+                .unwrap_or(true)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    require_root("deps")?;
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let sh = Sh::new().env("DEBIAN_FRONTEND", "noninteractive");
+    sh.run("apt-get", &["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    sh.run("apt-get", &args)
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn demo(args: &[String]) -> Result<(), String> {
+    require_root("demo")?;
+    install(DEMO_PKGS)?;
+    let sh = Sh::new().dir(root());
+    sh.run(&cargo(), &["build", "--release", "--quiet", "-p", "nsring"])?;
+    let bin = root().join("target/release/nsring");
+    let mut argv: Vec<&str> = vec!["demo"];
+    argv.extend(args.iter().map(String::as_str));
+    sh.run(bin.to_str().unwrap_or("nsring"), &argv)
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    require_root("test")?;
+    install(TEST_PKGS)?;
+    let sh = Sh::new().dir(root());
+    let cargo = cargo();
+    sh.run(&cargo, &["fmt", "--all", "--", "--check"])
+        .map_err(|e| format!("{e} (run `cargo fmt --all`)"))?;
+    sh.run(
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let before = leftovers();
+    let mut argv = vec!["test", "--workspace", "--all-targets"];
+    argv.extend(args.iter().map(String::as_str));
+    let tested = sh.run(&cargo, &argv);
+    // Doc tests are not covered by --all-targets.
+    let doc = sh.run(&cargo, &["test", "--workspace", "--doc", "--quiet"]);
+    let after = leftovers();
+    let new: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    tested?;
+    doc?;
+    if !new.is_empty() {
+        return fail(format!(
+            "tests left lab resources behind (a guard did not clean up): {}",
+            new.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+        ));
+    }
+    eprintln!("xtask: all tests passed, no lab left behind");
+    Ok(())
+}
+
+/// Lab namespaces, their mounts and lab interfaces of the initial namespace that exist now.
+fn leftovers() -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/run/netns") {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("nsrt") {
+                out.push(format!("netns:{name}"));
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir("/sys/class/net") {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("nsrt") {
+                out.push(format!("link:{name}"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
