@@ -1,5 +1,669 @@
-//! `cargo xtask bench`: filled in with the capture engine (issue 3).
+//! `cargo xtask bench`: nsring against tcpdump on a veth lab, in one run (DESIGN.md,
+//! "Benchmark method").
+//!
+//! A lab of two namespaces joined by one veth pair; a generator bounded by count sends into
+//! it from the sender namespace (pinned to CPU 0); capturers run one after another on the
+//! receiving end (pinned to CPU 1), each repeated, on the same generator settings. Reported per
+//! capturer and frame size: generated pps (the sender's own count and time), what the sender
+//! keeps of its no-capture rate, captured pps, captured/generated, kernel drop %, and the
+//! capturer's CPU time (getrusage of the child) per packet. Medians with min/max.
 
-pub fn run(_args: &[String]) -> Result<(), String> {
-    Err("the benchmark is not built yet".into())
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::sh::{Sh, fail};
+use crate::{BENCH_PKGS, install, require_root, root};
+
+const HELP: &str = "\
+usage: cargo xtask bench [--packets N] [--reps R] [--sizes 64,1514] [--json FILE]
+                         [--capturers LIST] [--generators LIST]
+
+  --packets N      packets per run (default 5000000)
+  --reps R         repetitions of every (generator, capturer, size) (default 3)
+  --sizes LIST     frame sizes in bytes without FCS, 60..=1514 (default 64,1514)
+  --capturers LIST some of: none,nsring,tcpdump,nsring-fanout2 (default all)
+  --json FILE      also write the results as JSON
+
+The lab is two namespaces nsrt-b<pid>-tx / -rx joined by a veth pair (198.18.0.1/.2);
+the sender is pinned to CPU 0, capturers to CPU 1. Needs root; installs netsniff-ng (trafgen)
+and tcpdump if missing.";
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+#[derive(Debug, Clone)]
+struct Opts {
+    packets: u64,
+    reps: usize,
+    sizes: Vec<usize>,
+    capturers: Vec<Capturer>,
+    json: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Capturer {
+    None,
+    Nsring,
+    Tcpdump,
+    NsringFanout2,
+}
+
+impl Capturer {
+    const ALL: [Capturer; 4] = [
+        Capturer::None,
+        Capturer::Nsring,
+        Capturer::Tcpdump,
+        Capturer::NsringFanout2,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Capturer::None => "none",
+            Capturer::Nsring => "nsring",
+            Capturer::Tcpdump => "tcpdump",
+            Capturer::NsringFanout2 => "nsring-fanout2",
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        packets: 5_000_000,
+        reps: 3,
+        sizes: vec![64, 1514],
+        capturers: Capturer::ALL.to_vec(),
+        json: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--packets" => {
+                o.packets = val("--packets")?
+                    .parse()
+                    .map_err(|_| "--packets needs a positive number".to_string())?
+            }
+            "--reps" => {
+                o.reps = val("--reps")?
+                    .parse()
+                    .map_err(|_| "--reps needs a positive number".to_string())?
+            }
+            "--sizes" => {
+                o.sizes = val("--sizes")?
+                    .split(',')
+                    .map(|s| s.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| "--sizes needs numbers like 64,1514".to_string())?;
+                if o.sizes.iter().any(|s| !(60..=1514).contains(s)) {
+                    return fail("--sizes: frame sizes must be within 60..=1514");
+                }
+            }
+            "--capturers" => {
+                let v = val("--capturers")?;
+                o.capturers = v
+                    .split(',')
+                    .map(|c| {
+                        Capturer::ALL
+                            .into_iter()
+                            .find(|k| k.name() == c.trim())
+                            .ok_or_else(|| format!("unknown capturer '{c}'"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--json" => o.json = Some(val("--json")?),
+            "-h" | "--help" => {
+                println!("{HELP}");
+                std::process::exit(0);
+            }
+            other => return fail(format!("unknown option '{other}'\n{HELP}")),
+        }
+    }
+    if o.packets == 0 || o.reps == 0 {
+        return fail("--packets and --reps must be positive");
+    }
+    Ok(o)
+}
+
+/// The lab: two namespaces and a veth pair, removed on drop (also after Ctrl-C).
+struct Lab {
+    tx: String,
+    rx: String,
+}
+
+impl Lab {
+    fn new() -> Result<Lab, String> {
+        let pid = std::process::id();
+        let lab = Lab {
+            tx: format!("nsrt-b{pid}-tx"),
+            rx: format!("nsrt-b{pid}-rx"),
+        };
+        let sh = Sh::new();
+        for ns in [&lab.tx, &lab.rx] {
+            sh.output("ip", &["netns", "add", ns])?;
+            // No IPv6 autoconfiguration noise on the lab link.
+            sh.output(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                ],
+            )?;
+            sh.output(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                ],
+            )?;
+        }
+        sh.output(
+            "ip",
+            &[
+                "-n", &lab.tx, "link", "add", "tx0", "type", "veth", "peer", "rx0", "netns",
+                &lab.rx,
+            ],
+        )?;
+        sh.output(
+            "ip",
+            &["-n", &lab.tx, "addr", "add", "198.18.0.1/30", "dev", "tx0"],
+        )?;
+        sh.output(
+            "ip",
+            &["-n", &lab.rx, "addr", "add", "198.18.0.2/30", "dev", "rx0"],
+        )?;
+        sh.output("ip", &["-n", &lab.tx, "link", "set", "tx0", "up"])?;
+        sh.output("ip", &["-n", &lab.rx, "link", "set", "rx0", "up"])?;
+        Ok(lab)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.tx, &self.rx] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A trafgen configuration: Ethernet/IPv4/UDP 198.18.0.1 → 198.18.0.2, port 9, `size` bytes.
+fn trafgen_conf(size: usize) -> String {
+    let ip_len = size - 14;
+    let udp_len = ip_len - 20;
+    let payload = udp_len - 8;
+    format!(
+        "{{\n  0x02, 0x00, 0x5e, 0x00, 0x00, 0x02,\n  0x02, 0x00, 0x5e, 0x00, 0x00, 0x01,\n  0x08, 0x00,\n  \
+         0x45, 0x00, const16({ip_len}), const16(0), const16(0x4000), 64, 17, csumip(14, 33),\n  \
+         198, 18, 0, 1, 198, 18, 0, 2,\n  const16(9), const16(9), const16({udp_len}), const16(0),\n  \
+         fill(0x00, {payload}),\n}}\n"
+    )
+}
+
+/// One capturer process, with its stderr collected by a thread.
+struct Proc {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    stdout: std::thread::JoinHandle<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, ready: &str, timeout: Duration) -> Result<Proc, String> {
+        let prog = format!("{cmd:?}");
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {prog}: {e}"))?;
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut out = child.stdout.take().expect("piped");
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let mut p = Proc {
+            child,
+            stderr: rx,
+            stdout,
+        };
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match p.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(ready) => break,
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    let _ = p.child.kill();
+                    let _ = p.child.wait();
+                    return fail(format!("{prog} did not become ready: {}", seen.join(" | ")));
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// SIGINT, then wait4 for the exit status and the child's resource usage.
+    fn stop(self) -> Result<Finished, String> {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) with a PID of our own un-reaped child: the PID cannot be reused yet.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child with valid pointers to status and rusage.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r != pid {
+            return fail(format!("wait4 failed: {}", std::io::Error::last_os_error()));
+        }
+        let stdout = self.stdout.join().unwrap_or_default();
+        let stderr: Vec<String> = self.stderr.try_iter().collect();
+        let cpu = tv(ru.ru_utime) + tv(ru.ru_stime);
+        let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        if !ok {
+            return fail(format!(
+                "capturer exited with status {status:#x}: {}",
+                stderr.join(" | ")
+            ));
+        }
+        Ok(Finished {
+            stdout,
+            stderr: stderr.join("\n"),
+            cpu_s: cpu,
+        })
+    }
+}
+
+fn tv(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
+struct Finished {
+    stdout: String,
+    stderr: String,
+    cpu_s: f64,
+}
+
+/// What one capturer run measured.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    gen_pps: f64,
+    captured: u64,
+    drops: u64,
+    cpu_s: f64,
+    elapsed_s: f64,
+}
+
+fn nsring_bin() -> String {
+    root()
+        .join("target/release/nsring")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn start_capturers(c: Capturer, lab: &Lab) -> Result<Vec<Proc>, String> {
+    let iface = format!("{}/rx0", lab.rx);
+    let nsring = |extra: &[&str]| -> Result<Proc, String> {
+        let mut cmd = Command::new("taskset");
+        cmd.args(["-c", "1", &nsring_bin(), "count", "-i", &iface, "--json"]);
+        cmd.args(extra);
+        Proc::spawn(cmd, "capturing on", Duration::from_secs(10))
+    };
+    Ok(match c {
+        Capturer::None => vec![],
+        Capturer::Nsring => vec![nsring(&[])?],
+        Capturer::NsringFanout2 => {
+            let id = (std::process::id() % 60000 + 1).to_string();
+            vec![
+                nsring(&["-c", &id, "--cluster-type", "rr"])?,
+                nsring(&["-c", &id, "--cluster-type", "rr"])?,
+            ]
+        }
+        Capturer::Tcpdump => {
+            let mut cmd = Command::new("ip");
+            cmd.args([
+                "netns",
+                "exec",
+                &lab.rx,
+                "taskset",
+                "-c",
+                "1",
+                "tcpdump",
+                "-i",
+                "rx0",
+                "-n",
+                "-w",
+                "/dev/null",
+            ]);
+            vec![Proc::spawn(cmd, "listening on", Duration::from_secs(10))?]
+        }
+    })
+}
+
+/// (captured, dropped) from a capturer's final output.
+fn parse_final(c: Capturer, f: &Finished) -> Result<(u64, u64), String> {
+    match c {
+        Capturer::Tcpdump => {
+            let num = |key: &str| {
+                f.stderr
+                    .lines()
+                    .find(|l| l.contains(key))
+                    .and_then(|l| l.split_whitespace().next())
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| format!("tcpdump printed no '{key}': {}", f.stderr))
+            };
+            Ok((num("packets captured")?, num("dropped by kernel")?))
+        }
+        _ => {
+            let last = f
+                .stdout
+                .lines()
+                .rev()
+                .find(|l| l.contains("\"final\""))
+                .ok_or_else(|| format!("nsring count printed no final JSON: {}", f.stderr))?;
+            let v: serde_json::Value =
+                serde_json::from_str(last).map_err(|e| format!("bad JSON from count: {e}"))?;
+            let get = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+            Ok((get("packets"), get("drops")))
+        }
+    }
+}
+
+fn run_trafgen(lab: &Lab, conf: &str, packets: u64) -> Result<(u64, f64), String> {
+    let out = Sh::new().output(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &lab.tx,
+            "trafgen",
+            "-o",
+            "tx0",
+            "-i",
+            conf,
+            "-n",
+            &packets.to_string(),
+            "-P",
+            "1",
+            "-A",
+            "-Q",
+        ],
+    )?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    // "     5000000 packets outgoing" and "           6 sec, 571520 usec on CPU0 (5000000 packets)"
+    let sent = text
+        .lines()
+        .find(|l| l.contains("packets outgoing"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| format!("trafgen printed no packet count: {text}"))?;
+    let secs = text
+        .lines()
+        .find(|l| l.contains(" sec, ") && l.contains("usec"))
+        .and_then(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            Some(w.first()?.parse::<f64>().ok()? + w.get(2)?.parse::<f64>().ok()? / 1e6)
+        })
+        .ok_or_else(|| format!("trafgen printed no time: {text}"))?;
+    Ok((sent, secs))
+}
+
+fn one_run(lab: &Lab, c: Capturer, conf: &str, packets: u64) -> Result<Sample, String> {
+    let procs = start_capturers(c, lab)?;
+    let t0 = Instant::now();
+    let gen_result = run_trafgen(lab, conf, packets);
+    // Let the capturers drain what is still in flight before they are stopped.
+    std::thread::sleep(Duration::from_millis(300));
+    let elapsed = t0.elapsed().as_secs_f64();
+    let mut s = Sample {
+        elapsed_s: elapsed,
+        ..Sample::default()
+    };
+    let mut finished = Vec::new();
+    for p in procs {
+        finished.push(p.stop());
+    }
+    let (sent, secs) = gen_result?;
+    if sent != packets {
+        return fail(format!("trafgen sent {sent} of {packets} packets"));
+    }
+    s.gen_pps = sent as f64 / secs;
+    for f in finished {
+        let f = f?;
+        let (cap, drop) = parse_final(c, &f)?;
+        s.captured += cap;
+        s.drops += drop;
+        s.cpu_s += f.cpu_s;
+    }
+    Ok(s)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    med: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stat(mut v: Vec<f64>) -> Stat {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Stat {
+        med,
+        min: v[0],
+        max: v[n - 1],
+    }
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let opts = parse(args)?;
+    require_root("bench")?;
+    install(BENCH_PKGS)?;
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return fail(
+            "the benchmark pins the sender and the capturer to CPUs 0 and 1: it needs 2 CPUs",
+        );
+    }
+    Sh::new().dir(root()).run(
+        &crate::cargo(),
+        &["build", "--release", "--quiet", "-p", "nsring"],
+    )?;
+    // SAFETY: installing a handler that only stores to an atomic is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+    let lab = Lab::new()?;
+    let dir = std::env::temp_dir().join(format!("nsring-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+
+    let mut rows = Vec::new();
+    'outer: for &size in &opts.sizes {
+        let conf = dir.join(format!("udp{size}.cfg"));
+        std::fs::write(&conf, trafgen_conf(size)).map_err(|e| e.to_string())?;
+        let conf = conf.to_string_lossy().into_owned();
+        let mut baseline: Option<f64> = None;
+        for &c in &opts.capturers {
+            let mut samples = Vec::new();
+            for rep in 0..opts.reps {
+                if STOP.load(Ordering::SeqCst) {
+                    break 'outer;
+                }
+                eprint!(
+                    "\rbench: {size:>4} B  {:<15} run {}/{}   ",
+                    c.name(),
+                    rep + 1,
+                    opts.reps
+                );
+                samples.push(one_run(&lab, c, &conf, opts.packets)?);
+            }
+            let generated = stat(samples.iter().map(|s| s.gen_pps).collect());
+            if c == Capturer::None {
+                baseline = Some(generated.med);
+            }
+            let row = Row {
+                capturer: c.name(),
+                size,
+                generated,
+                keeps: baseline.map(|b| generated.med / b),
+                cap_pps: stat(
+                    samples
+                        .iter()
+                        .map(|s| s.captured as f64 / s.elapsed_s.max(1e-9))
+                        .collect(),
+                ),
+                ratio: stat(
+                    samples
+                        .iter()
+                        .map(|s| s.captured as f64 / opts.packets as f64)
+                        .collect(),
+                ),
+                drop_pct: stat(
+                    samples
+                        .iter()
+                        .map(|s| 100.0 * s.drops as f64 / (s.captured + s.drops).max(1) as f64)
+                        .collect(),
+                ),
+                ns_per_pkt: stat(
+                    samples
+                        .iter()
+                        .map(|s| 1e9 * s.cpu_s / s.captured.max(1) as f64)
+                        .collect(),
+                ),
+                captures: c != Capturer::None,
+            };
+            rows.push(row);
+        }
+    }
+    eprintln!();
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(lab);
+    print_table(&rows, &opts);
+    if let Some(path) = &opts.json {
+        std::fs::write(path, to_json(&rows, &opts).to_string() + "\n")
+            .map_err(|e| format!("cannot write {path}: {e}"))?;
+        eprintln!("bench: wrote {path}");
+    }
+    if STOP.load(Ordering::SeqCst) {
+        return fail("interrupted; the table shows the finished rows");
+    }
+    Ok(())
+}
+
+struct Row {
+    capturer: &'static str,
+    size: usize,
+    generated: Stat,
+    keeps: Option<f64>,
+    cap_pps: Stat,
+    ratio: Stat,
+    drop_pct: Stat,
+    ns_per_pkt: Stat,
+    captures: bool,
+}
+
+fn print_table(rows: &[Row], o: &Opts) {
+    println!(
+        "nsring bench: trafgen, {} packets per run, {} runs each, median [min..max]; sender CPU0, capturer CPU1",
+        o.packets, o.reps
+    );
+    println!(
+        "{:<15} {:>5} {:>26} {:>7} {:>26} {:>9} {:>8} {:>24}",
+        "capturer",
+        "bytes",
+        "generated kpps",
+        "keeps",
+        "captured kpps",
+        "capt/gen",
+        "drop %",
+        "capturer CPU ns/pkt"
+    );
+    for r in rows {
+        let k = |s: Stat| {
+            format!(
+                "{:.0} [{:.0}..{:.0}]",
+                s.med / 1e3,
+                s.min / 1e3,
+                s.max / 1e3
+            )
+        };
+        let keeps = r.keeps.map_or("-".into(), |k| format!("{k:.3}"));
+        if r.captures {
+            println!(
+                "{:<15} {:>5} {:>26} {:>7} {:>26} {:>9.4} {:>8.3} {:>24}",
+                r.capturer,
+                r.size,
+                k(r.generated),
+                keeps,
+                k(r.cap_pps),
+                r.ratio.med,
+                r.drop_pct.med,
+                format!(
+                    "{:.1} [{:.1}..{:.1}]",
+                    r.ns_per_pkt.med, r.ns_per_pkt.min, r.ns_per_pkt.max
+                )
+            );
+        } else {
+            println!(
+                "{:<15} {:>5} {:>26} {:>7}",
+                r.capturer,
+                r.size,
+                k(r.generated),
+                keeps
+            );
+        }
+    }
+}
+
+fn to_json(rows: &[Row], o: &Opts) -> serde_json::Value {
+    let st = |s: Stat| serde_json::json!({"median": s.med, "min": s.min, "max": s.max});
+    serde_json::json!({
+        "generator": "trafgen",
+        "packets_per_run": o.packets,
+        "reps": o.reps,
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "capturer": r.capturer,
+            "frame_bytes": r.size,
+            "generated_pps": st(r.generated),
+            "sender_keeps": r.keeps,
+            "captured_pps": if r.captures { st(r.cap_pps) } else { serde_json::Value::Null },
+            "captured_over_generated": if r.captures { st(r.ratio) } else { serde_json::Value::Null },
+            "kernel_drop_pct": if r.captures { st(r.drop_pct) } else { serde_json::Value::Null },
+            "capturer_cpu_ns_per_packet": if r.captures { st(r.ns_per_pkt) } else { serde_json::Value::Null },
+        })).collect::<Vec<_>>(),
+    })
 }

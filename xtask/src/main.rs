@@ -35,7 +35,7 @@ const TEST_PKGS: &[&str] = &[
     "procps",
     "iputils-ping",
 ];
-const BENCH_PKGS: &[&str] = &[
+pub const BENCH_PKGS: &[&str] = &[
     "libpcap-dev",
     "pkg-config",
     "iproute2",
@@ -61,7 +61,9 @@ fn main() -> ExitCode {
             Some("demo") => install(DEMO_PKGS),
             Some("bench") => install(BENCH_PKGS),
             Some("test") | None => install(TEST_PKGS),
-            Some(other) => Err(format!("unknown package set '{other}': use demo, test or bench")),
+            Some(other) => Err(format!(
+                "unknown package set '{other}': use demo, test or bench"
+            )),
         },
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
@@ -89,7 +91,7 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn require_root(what: &str) -> Result<(), String> {
+pub fn require_root(what: &str) -> Result<(), String> {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -132,7 +134,7 @@ pub fn install(pkgs: &[&str]) -> Result<(), String> {
     sh.run("apt-get", &args)
 }
 
-fn cargo() -> String {
+pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
