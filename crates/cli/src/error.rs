@@ -26,8 +26,24 @@ fn is_usage(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.is::<Usage>()
             || matches!(
+                e.downcast_ref::<ring::Error>(),
+                Some(
+                    ring::Error::NoInterface { .. }
+                        | ring::Error::InvalidInterfaceName { .. }
+                        | ring::Error::Filter { .. }
+                        | ring::Error::Config(_)
+                )
+            )
+            || matches!(
                 e.downcast_ref::<netns::Error>(),
-                Some(netns::Error::InvalidName { .. })
+                Some(
+                    netns::Error::InvalidName { .. }
+                        | netns::Error::InvalidIfName { .. }
+                        | netns::Error::NotFound { .. }
+                        | netns::Error::Exists { .. }
+                        | netns::Error::LinkNotFound { .. }
+                        | netns::Error::LinkExists { .. }
+                )
             )
     })
 }
@@ -39,10 +55,10 @@ fn capability_advice(err: &anyhow::Error) -> Option<&'static str> {
             .and_then(|io| io.raw_os_error())
             .is_some_and(|c| c == libc::EPERM || c == libc::EACCES)
     });
-    if !eperm {
+    let text = format!("{err:#}");
+    if !eperm || text.contains("CAP_") {
         return None;
     }
-    let text = format!("{err:#}");
     Some(if text.contains("socket") || text.contains("capture") {
         "run as root or grant CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode)"
     } else if text.contains("setns")

@@ -7,8 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod decode;
 mod error;
 mod out;
+mod stats;
+mod target;
 
 pub use error::{Usage, usage};
 
@@ -34,6 +37,10 @@ enum Command {
     Netns(cmd::netns::Args),
     /// List, move, create and configure interfaces (the part of `ip link`/`ip addr` nsring needs).
     Link(cmd::link::Args),
+    /// Count packets on an interface of any namespace, with PF_RING-style statistics (pfcount).
+    Count(cmd::count::Args),
+    /// List the interfaces a capture can bind in a namespace (pfcount -L).
+    Devs(cmd::devs::Args),
     /// Run the seed's walkthrough on a built-in lab: namespaces, a veth pair, capture, cleanup.
     Demo(cmd::demo::Args),
 }
@@ -51,6 +58,8 @@ fn main() -> ExitCode {
         Command::Netns(args) => cmd::netns::run(args),
         Command::Link(args) => cmd::link::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Count(args) => cmd::count::run(args),
+        Command::Devs(args) => cmd::devs::run(args),
     };
     match result {
         Ok(code) => code,

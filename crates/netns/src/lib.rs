@@ -6,9 +6,12 @@
 //!   namespace that every nsring command accepts (`NAME`, a path, `pid:PID`, or the current one);
 //! - [`NetNs::run`], which runs a closure inside a namespace on a dedicated thread, so the
 //!   caller's thread (and the process) never changes namespace;
+//! - discovery ([`list`], [`list_all`], [`identify`], [`pids`]) and `ip netns exec`'s
+//!   semantics ([`exec`]).
 //!
 //! It must not capture or send packets (that is the `ring` crate) and it never runs `ip`.
-//! The only unsafe code is the small `setns`/mount corner in [`sys`].
+//! The only unsafe code is the small `setns`/mount corner in [`sys`] and the fork/exec of
+//! [`exec`].
 
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -16,17 +19,27 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+pub mod discover;
 mod error;
+pub mod exec;
+pub mod lab;
+pub mod link;
 pub mod manage;
 pub mod sys;
 
 pub use error::{Error, Result};
-pub use manage::{add, del};
+pub use discover::{Holder, Named, NsInfo, identify, list, list_all, pids};
+pub use exec::{ExecStatus, exec};
+pub use manage::{DeleteReport, LinkFate, add, attach, del};
 
 /// Where iproute2 keeps the bind mounts of named namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 /// Where iproute2 keeps per-namespace configuration files bind-mounted over `/etc` by `exec`.
 pub const NETNS_ETC_DIR: &str = "/etc/netns";
+
+/// The nsfs inode of the initial network namespace (`PROC_NET_INIT_INO` in
+/// include/linux/proc_ns.h), the same on every boot since Linux 3.8.
+pub const PROC_NET_INIT_INO: u64 = 0xEFFF_FFF9;
 
 /// How a user names a network namespace. Parsed without touching the system.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -137,9 +150,38 @@ impl NetNs {
         Self::open_path(Path::new("/proc/thread-self/ns/net"), NsSpec::Current)
     }
 
-    /// The initial network namespace (that of PID 1).
+    /// The initial network namespace: PID 1's, or, where PID 1 cannot be inspected (a
+    /// sandbox), the first process found in it, or the caller's own if it is the initial one.
     pub fn initial() -> Result<NetNs> {
-        Self::open(&NsSpec::Pid(1))
+        if let Ok(ns) = Self::open(&NsSpec::Pid(1))
+            && ns.is_initial()
+        {
+            return Ok(ns);
+        }
+        let cur = Self::current()?;
+        if cur.is_initial() {
+            return Ok(cur);
+        }
+        let procs = std::fs::read_dir("/proc").map_err(|e| Error::sys("read", "/proc", e))?;
+        for entry in procs.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Ok(ns) = Self::open(&NsSpec::Pid(pid))
+                && ns.is_initial()
+            {
+                return Ok(ns);
+            }
+        }
+        Err(Error::NotFound {
+            spec: "initial".into(),
+        })
+    }
+
+    /// True for the initial network namespace (its nsfs inode is fixed by the kernel:
+    /// `PROC_NET_INIT_INO`).
+    pub fn is_initial(&self) -> bool {
+        self.inode == PROC_NET_INIT_INO
     }
 
     /// Opens the namespace a spec names.

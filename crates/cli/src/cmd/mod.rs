@@ -2,6 +2,8 @@
 //! system) and `run(Args) -> anyhow::Result<ExitCode>`, which resolves the arguments into a plan
 //! (namespaces opened, interfaces looked up) and carries it out.
 
+pub mod count;
 pub mod demo;
+pub mod devs;
 pub mod link;
 pub mod netns;

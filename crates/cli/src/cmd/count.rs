@@ -1,0 +1,268 @@
+//! `nsring count`: pfcount's job, in any namespace, without a wrapper.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use netns::{NetNs, NsSpec};
+use ring::{Capture, CaptureConfig, Direction, FanoutMode, RingGeometry};
+
+use crate::out::{Out, json_line};
+use crate::stats::{self, JsonStats, Totals};
+use crate::target::Target;
+
+/// What count copies of each packet when it does not print packets: enough for any header
+/// (the filter still sees whole packets; the wire length is counted from the kernel's header).
+const COUNT_SNAPLEN: u32 = 128;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  nsring count -i ns0/eth1                 count on eth1 of namespace ns0, from anywhere
+  nsring count --netns pid:4242 -i eth0    count in a container's namespace
+  nsring count -i eth1 -f 'udp port 53' -N 1000 --json
+
+Statistics go to stderr once a second (PF_RING's pfcount block) and once more at the end,
+after the last packets are drained (Ctrl-C ends the capture cleanly). With --json, one JSON
+object per second and a final one ({\"type\":\"final\",...}) go to stdout instead.
+
+Filters use tcpdump syntax, compiled by libpcap and applied in the kernel before anything is
+copied. On Linux, a live filter sees a VLAN-tagged frame with its tag already taken out by
+the kernel (libpcap's semantics, so 'vlan' and 'vlan 42' work as with a live tcpdump), and the
+tag is put back into captured bytes; a file read back with tcpdump -r may count differently.")]
+pub struct Args {
+    /// Interface: IFACE, NS/IFACE (ns0/eth1), or 'any' for every interface of the namespace.
+    #[arg(short, long, value_name = "[NS/]IFACE")]
+    pub interface: String,
+    /// The namespace of IFACE: NAME, /proc/PID/ns/net or pid:PID (default: the current one).
+    #[arg(short = 'n', long, value_name = "NS")]
+    pub netns: Option<NsSpec>,
+    /// BPF filter in tcpdump syntax.
+    #[arg(short, long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Direction: in (rx), out (tx) or both; pfcount's 0 (both), 1 (in), 2 (out) also work.
+    #[arg(short = 'e', long, value_name = "DIR", default_value = "both", value_parser = parse_direction)]
+    pub direction: Direction,
+    /// Bytes of each packet to copy from the kernel [default: 128, or whole packets with -v].
+    #[arg(short = 'l', long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=262144))]
+    pub snaplen: Option<u32>,
+    /// Stop after this many packets.
+    #[arg(short = 'N', long = "count", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+    /// Join cluster (fanout group) ID: the group's sockets share the packets.
+    #[arg(short = 'c', long = "cluster-id", value_name = "ID")]
+    pub cluster: Option<u16>,
+    /// How the cluster spreads packets: flow, rr, cpu, rollover, random, queue.
+    #[arg(
+        long,
+        value_name = "TYPE",
+        default_value = "flow",
+        requires = "cluster"
+    )]
+    pub cluster_type: FanoutMode,
+    /// Print packets: 1 headers, 2 headers and payload.
+    #[arg(short, long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub verbose: Option<u8>,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(short = 'J', long = "no-promisc")]
+    pub no_promisc: bool,
+    /// JSON lines on stdout instead of the text statistics.
+    #[arg(long)]
+    pub json: bool,
+    /// No statistics while running (only the final block).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Seconds between statistics.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    pub interval: Duration,
+    /// Ring block size in KiB (a power of two).
+    #[arg(long, value_name = "KIB", default_value_t = 4096)]
+    pub block_kib: u32,
+    /// Number of ring blocks.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub blocks: u32,
+    /// Milliseconds after which a partly filled block is handed over.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub block_timeout_ms: u32,
+    /// The application name shown in socket listings.
+    #[arg(long, value_name = "NAME", default_value = "nsring-count")]
+    pub app_name: String,
+}
+
+fn parse_direction(s: &str) -> Result<Direction, String> {
+    match s {
+        "0" => Ok(Direction::Both),
+        "1" => Ok(Direction::In),
+        "2" => Ok(Direction::Out),
+        s => s.parse().map_err(|e: ring::Error| e.to_string()),
+    }
+}
+
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && *x > 0.0 && *x < 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("'{s}' is not a positive number of seconds"))
+}
+
+/// The capture settings `count` (and `dump`) derive from their arguments.
+pub fn capture_config(
+    target: &Target,
+    snaplen: u32,
+    args_filter: Option<&str>,
+    direction: Direction,
+    cluster: Option<(u16, FanoutMode)>,
+    promisc: bool,
+    ring: RingGeometry,
+    app_name: &str,
+) -> CaptureConfig {
+    let mut cfg = CaptureConfig::new(target.iface_name())
+        .snaplen(snaplen)
+        .direction(direction)
+        .promiscuous(promisc)
+        .ring(ring)
+        .app_name(app_name);
+    if let Some(f) = args_filter {
+        cfg = cfg.filter(f);
+    }
+    if let Some((id, mode)) = cluster {
+        cfg = cfg.fanout(id, mode);
+    }
+    cfg
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let target = Target::parse(&args.interface, args.netns.as_ref())?;
+    let snaplen = args.snaplen.unwrap_or(if args.verbose.is_some() {
+        ring::DEFAULT_SNAPLEN
+    } else {
+        COUNT_SNAPLEN
+    });
+    let geometry = RingGeometry {
+        block_size: args
+            .block_kib
+            .checked_mul(1024)
+            .ok_or_else(|| crate::usage("--block-kib is too large"))?,
+        block_count: args.blocks,
+        block_timeout_ms: args.block_timeout_ms,
+        ..RingGeometry::default()
+    };
+    let cfg = capture_config(
+        &target,
+        snaplen,
+        args.filter.as_deref(),
+        args.direction,
+        args.cluster.map(|id| (id, args.cluster_type)),
+        !args.no_promisc,
+        geometry,
+        &args.app_name,
+    );
+    let ns = NetNs::open(&target.ns)?;
+    let mut cap = Capture::open(&ns, &cfg)?;
+    let waker = cap.waker();
+    ctrlc::set_handler(move || {
+        let _ = waker.wake();
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let label = target.to_string();
+    if !args.quiet {
+        eprintln!(
+            "nsring count: capturing on {label} (netns inode {}), snaplen {snaplen}, direction {}{}{}, ring {} x {} KiB",
+            ns.inode(),
+            args.direction,
+            if args.no_promisc { "" } else { ", promiscuous" },
+            args.filter
+                .as_deref()
+                .map(|f| format!(", filter '{f}'"))
+                .unwrap_or_default(),
+            geometry.block_count,
+            geometry.block_size / 1024,
+        );
+    }
+
+    let mut out = Out::new();
+    let mut printer = args
+        .verbose
+        .map(|level| crate::decode::Printer::new(level, &label));
+    let start = Instant::now();
+    let deadline = args.duration.map(|d| start + d);
+    let mut last = start;
+    let mut prev = Totals::default();
+    let (mut packets, mut bytes) = (0u64, 0u64);
+    let mut done = false;
+    while !done {
+        let now = Instant::now();
+        let wait = deadline
+            .map(|d| d.saturating_duration_since(now))
+            .unwrap_or(args.interval)
+            .min(args.interval.saturating_sub(now - last))
+            .max(Duration::from_millis(1));
+        if let Some(block) = cap.next_block(Some(wait))? {
+            for frame in &block {
+                if args.limit.is_some_and(|n| packets >= n) {
+                    done = true;
+                    break;
+                }
+                packets += 1;
+                bytes += u64::from(frame.wire_len());
+                if let Some(p) = printer.as_mut() {
+                    p.print(&mut out, &frame)?;
+                }
+            }
+            if args.limit.is_some_and(|n| packets >= n) {
+                done = true;
+            }
+        } else if cap.finished() {
+            break;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) && !cap.stop_requested() {
+            let _ = cap.waker().wake();
+        }
+        if now - last >= args.interval && !done {
+            let k = cap.stats()?;
+            let totals = Totals {
+                packets,
+                bytes,
+                drops: k.drops,
+                freezes: k.freezes,
+            };
+            if args.json {
+                json_line(
+                    &mut out,
+                    &JsonStats::new("stats", &label, totals, now - start, prev, now - last),
+                )?;
+                out.flush()?;
+            } else if !args.quiet {
+                out.flush()?;
+                eprint!("{}", stats::block(totals, now - start, prev, now - last));
+            }
+            prev = totals;
+            last = now;
+        }
+    }
+    let now = Instant::now();
+    let k = cap.stats()?;
+    let totals = Totals {
+        packets,
+        bytes,
+        drops: k.drops,
+        freezes: k.freezes,
+    };
+    if args.json {
+        json_line(
+            &mut out,
+            &JsonStats::new("final", &label, totals, now - start, prev, now - last),
+        )?;
+    } else {
+        out.flush()?;
+        eprint!("{}", stats::block(totals, now - start, prev, now - last));
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,70 @@
+//! `nsring devs`: the interfaces a capture can bind in a namespace (pfcount's `-L`).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use netns::{NetNs, NsSpec};
+
+use crate::out::{Out, json_line};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  nsring devs\n  nsring devs --netns ns0 --json")]
+pub struct Args {
+    /// The namespace to list (NAME, /proc/PID/ns/net or pid:PID); default: the current one.
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub netns: Option<NsSpec>,
+    /// Accepted for pfcount compatibility (`pfcount -L`): listing is what this command does.
+    #[arg(short = 'L', hide = true)]
+    pub list: bool,
+    /// One JSON object per interface.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let ns = NetNs::open(args.netns.as_ref().unwrap_or(&NsSpec::Current))?;
+    let links = netns::link::list(&ns)?;
+    let mut out = Out::new();
+    if args.json {
+        for l in &links {
+            json_line(&mut out, l)?;
+        }
+    } else {
+        writeln!(
+            out,
+            "{:<16} {:>6}  {:<17}  {:<9} {:<6} {:>5}  {:>7}",
+            "NAME", "INDEX", "MAC", "TYPE", "STATE", "MTU", "RX/TX Q"
+        )?;
+        // `any` binds every interface of the namespace.
+        writeln!(
+            out,
+            "{:<16} {:>6}  {:<17}  {:<9} {:<6} {:>5}  {:>7}",
+            "any", 0, "-", "all", "-", "-", "-"
+        )?;
+        for l in &links {
+            writeln!(
+                out,
+                "{:<16} {:>6}  {:<17}  {:<9} {:<6} {:>5}  {:>7}",
+                l.name,
+                l.index,
+                l.mac.as_deref().unwrap_or("-"),
+                kind_name(l),
+                if l.admin_up { &l.oper_state } else { "down" },
+                l.mtu,
+                format!("{}/{}", l.num_rx_queues, l.num_tx_queues),
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The driver kind, or a name for the link type when there is none.
+pub fn kind_name(l: &netns::link::Link) -> &str {
+    match (&l.kind, l.link_type) {
+        (Some(k), _) => k,
+        (None, 772) => "loopback",
+        (None, 1) => "ether",
+        (None, _) => "other",
+    }
+}

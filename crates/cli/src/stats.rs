@@ -1,0 +1,150 @@
+//! PF_RING-style statistics (pfcount's block) and their JSON form.
+
+use std::time::Duration;
+
+/// Formats an integer with `'` as the thousands separator, like pfcount: `1'234'567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('\'');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A rate with two decimals and `'` separators: `412'345.67`.
+pub fn rate(x: f64) -> String {
+    let x = if x.is_finite() && x > 0.0 { x } else { 0.0 };
+    let cents = (x * 100.0).round() as u64;
+    format!("{}.{:02}", thousands(cents / 100), cents % 100)
+}
+
+/// Counter totals at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops: u64,
+    pub freezes: u64,
+}
+
+/// The once-a-second block: absolute since start, actual since the previous block.
+pub fn block(now: Totals, since_start: Duration, prev: Totals, since_prev: Duration) -> String {
+    let total = now.packets + now.drops;
+    let drop_pct = if total == 0 {
+        0.0
+    } else {
+        100.0 * now.drops as f64 / total as f64
+    };
+    let secs = since_start.as_secs_f64().max(1e-9);
+    let d_pkts = now.packets.saturating_sub(prev.packets);
+    let d_bytes = now.bytes.saturating_sub(prev.bytes);
+    let d_secs = since_prev.as_secs_f64().max(1e-9);
+    format!(
+        "=========================\n\
+         Absolute Stats: [{} pkts total][{} pkts dropped][{:.1}% dropped]\n\
+         [{} pkts rcvd][{} bytes rcvd][{} pkt/sec][{} Mbit/sec]\n\
+         =========================\n\
+         Actual Stats: [{} pkts rcvd][{} ms][{} pps][{:.2} Gbps]\n\
+         =========================\n",
+        thousands(total),
+        thousands(now.drops),
+        drop_pct,
+        thousands(now.packets),
+        thousands(now.bytes),
+        rate(now.packets as f64 / secs),
+        rate(now.bytes as f64 * 8.0 / secs / 1e6),
+        thousands(d_pkts),
+        rate(since_prev.as_secs_f64() * 1e3),
+        rate(d_pkts as f64 / d_secs),
+        d_bytes as f64 * 8.0 / d_secs / 1e9,
+    )
+}
+
+/// One JSON object of `--json` output.
+#[derive(Debug, serde::Serialize)]
+pub struct JsonStats<'a> {
+    /// "stats" once a second, "final" at the end.
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub interface: &'a str,
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub elapsed_s: f64,
+    pub pps: f64,
+    pub mbps: f64,
+    pub interval_packets: u64,
+    pub interval_pps: f64,
+}
+
+impl<'a> JsonStats<'a> {
+    pub fn new(
+        kind: &'a str,
+        interface: &'a str,
+        now: Totals,
+        since_start: Duration,
+        prev: Totals,
+        since_prev: Duration,
+    ) -> Self {
+        let secs = since_start.as_secs_f64().max(1e-9);
+        let d_pkts = now.packets.saturating_sub(prev.packets);
+        JsonStats {
+            kind,
+            interface,
+            totals: now,
+            elapsed_s: since_start.as_secs_f64(),
+            pps: now.packets as f64 / secs,
+            mbps: now.bytes as f64 * 8.0 / secs / 1e6,
+            interval_packets: d_pkts,
+            interval_pps: d_pkts as f64 / since_prev.as_secs_f64().max(1e-9),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1'000");
+        assert_eq!(thousands(1_234_567), "1'234'567");
+        assert_eq!(rate(412_345.674), "412'345.67");
+        assert_eq!(rate(0.005), "0.01");
+        assert_eq!(rate(f64::NAN), "0.00");
+    }
+
+    #[test]
+    fn pfcount_block_shape() {
+        let now = Totals {
+            packets: 1_234_555,
+            bytes: 98_765_432,
+            drops: 12,
+            freezes: 0,
+        };
+        let prev = Totals {
+            packets: 822_555,
+            ..now
+        };
+        let b = block(
+            now,
+            Duration::from_secs(3),
+            prev,
+            Duration::from_micros(1_000_210),
+        );
+        let expected = "\
+=========================
+Absolute Stats: [1'234'567 pkts total][12 pkts dropped][0.0% dropped]
+[1'234'555 pkts rcvd][98'765'432 bytes rcvd][411'518.33 pkt/sec][263.37 Mbit/sec]
+=========================
+Actual Stats: [412'000 pkts rcvd][1'000.21 ms][411'913.50 pps][0.00 Gbps]
+=========================
+";
+        assert_eq!(b, expected);
+    }
+}
