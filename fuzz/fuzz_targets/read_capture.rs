@@ -1,0 +1,10 @@
+//! Fuzz the pcap/pcapng reader: any bytes must read to an end or an error, never a
+//! panic, a hang or unbounded memory. The same harness runs on stable in
+//! `crates/pcapio/tests/pcapio/fuzz_stable.rs`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = pcapio::fuzzing::fuzz_read(data);
+});
