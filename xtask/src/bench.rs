@@ -414,7 +414,7 @@ fn run_trafgen(lab: &Lab, conf: &str, packets: u64) -> Result<(u64, f64), String
             &packets.to_string(),
             "-P",
             "1",
-            "-A",
+            "--no-sock-mem",
             "-Q",
         ],
     )?;

@@ -80,10 +80,10 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
     pub interval: Duration,
     /// Ring block size in KiB (a power of two).
-    #[arg(long, value_name = "KIB", default_value_t = 4096)]
+    #[arg(long, value_name = "KIB", default_value_t = 1024)]
     pub block_kib: u32,
     /// Number of ring blocks.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(long, value_name = "N", default_value_t = 16)]
     pub blocks: u32,
     /// Milliseconds after which a partly filled block is handed over.
     #[arg(long, value_name = "MS", default_value_t = 100)]

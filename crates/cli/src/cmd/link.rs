@@ -9,7 +9,6 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Subcommand;
 use netns::link::{self, Link};
 use netns::{NetNs, NsSpec};
@@ -264,9 +263,15 @@ fn parse_ns(s: Option<&str>) -> anyhow::Result<NsSpec> {
 }
 
 fn open_ns(spec: &NsSpec) -> anyhow::Result<NetNs> {
-    NetNs::open(spec).map_err(lib).with_context(|| match spec {
-        NsSpec::Current => "opening the current network namespace".to_owned(),
-        spec => format!("opening network namespace '{spec}'"),
+    NetNs::open(spec).map_err(|e| match e {
+        // These say which namespace already.
+        netns::Error::NotFound { .. }
+        | netns::Error::NotANetNs { .. }
+        | netns::Error::InvalidName { .. } => lib(e),
+        e => anyhow::Error::new(e).context(match spec {
+            NsSpec::Current => "opening the current network namespace".to_owned(),
+            spec => format!("opening network namespace '{spec}'"),
+        }),
     })
 }
 
@@ -456,7 +461,7 @@ mod tests {
         for bad in [
             &["set", "eth1", "sideways"][..],
             &["set", "eth1", "netns"],
-            &["set", "eth1", "netns", "a/../"],
+            &["set", "eth1", "netns", "pid:x"],
             &["set", "x234567890123456", "up"],
             &["add", "a", "type", "bridge"],
             &["add", "a", "type", "veth", "peer", "b234567890123456"],

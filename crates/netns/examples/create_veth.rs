@@ -1,0 +1,54 @@
+//! Creates a veth pair with one end in a new namespace, brings both ends up, gives them
+//! addresses from 198.18.0.0/15, lists both namespaces' interfaces, then removes it all.
+//!
+//! Run as root: `cargo run -p netns --example create_veth -- [NAME]`
+//! (NAME defaults to `nsrt-ex-<pid>`; the pair is `<short>a` / `<short>b`.)
+use netns::{NetNs, link};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let ns_name = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| format!("nsrt-ex-{}", std::process::id()));
+    let here = NetNs::current()?;
+    let there = netns::add(&ns_name)?;
+    let result = run(&here, &there, &ns_name);
+    // The veth end left here goes away with its peer's namespace; delete it anyway, then
+    // the namespace, whatever happened above.
+    let _ = link::del(&here, "nsrtexa");
+    netns::del(&ns_name)?;
+    result
+}
+
+fn run(here: &NetNs, there: &NetNs, ns_name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    // One request creates both ends: `nsrtexa` here, `nsrtexb` in the new namespace.
+    link::add_veth(here, "nsrtexa", "nsrtexb", Some(there))?;
+    link::set_up(here, "nsrtexa", true)?;
+    link::set_up(there, "nsrtexb", true)?;
+    link::set_up(there, "lo", true)?;
+    link::add_addr(here, "nsrtexa", "198.18.99.1".parse()?, 30)?;
+    link::add_addr(there, "nsrtexb", "198.18.99.2".parse()?, 30)?;
+
+    for (label, ns) in [("here", here), (ns_name, there)] {
+        println!("{label}:");
+        for l in link::list(ns)? {
+            let peer = l.peer.map(|p| {
+                format!(
+                    " peer {}@{}",
+                    p.name.unwrap_or_else(|| format!("if{}", p.index)),
+                    p.netns.unwrap_or_else(|| "same netns".into())
+                )
+            });
+            println!(
+                "  {:>3} {:<15} {:<8} {} mtu {} {}{}",
+                l.index,
+                l.name,
+                l.kind.as_deref().unwrap_or("-"),
+                l.mac.as_deref().unwrap_or("-"),
+                l.mtu,
+                if l.admin_up { "up" } else { "down" },
+                peer.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
