@@ -19,6 +19,17 @@ pub enum Error {
     /// The path exists but is not a network namespace.
     #[error("{} is not a network namespace file", path.display())]
     NotANetNs { path: PathBuf },
+    /// No process with that PID (it may have exited).
+    #[error("no process with PID {pid} (it may have exited; see 'ps')")]
+    ProcessNotFound { pid: u32 },
+    /// `netns exec` could not run the command; the errno says why (`ENOENT`: not found).
+    #[error("cannot run '{cmd}' in namespace '{ns}'")]
+    Exec {
+        cmd: String,
+        ns: String,
+        #[source]
+        source: io::Error,
+    },
     /// A system call failed.
     #[error("{call} {what} failed")]
     Sys {
@@ -27,6 +38,48 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// An interface name the kernel would refuse.
+    #[error("interface name '{name}' {why}; use 1 to 15 bytes without '/', ':' or whitespace")]
+    InvalidIfName { name: String, why: &'static str },
+    /// No interface of that name in that namespace (the kernel said `ENODEV`).
+    #[error("no interface '{name}' in {} (see 'nsring link list')", ns_phrase(ns))]
+    LinkNotFound { name: String, ns: String },
+    /// An interface of that name exists already (the kernel said `EEXIST`).
+    #[error(
+        "interface '{name}' already exists in {}; pick another name",
+        ns_phrase(ns)
+    )]
+    LinkExists { name: String, ns: String },
+    /// The interface already has that address.
+    #[error("'{dev}' in {} already has address {addr}", ns_phrase(ns))]
+    AddrExists {
+        addr: String,
+        dev: String,
+        ns: String,
+    },
+    /// A prefix length too long for the address family.
+    #[error("invalid prefix length /{prefix_len} for {addr}: at most /32 for IPv4, /128 for IPv6")]
+    InvalidPrefix {
+        addr: std::net::IpAddr,
+        prefix_len: u8,
+    },
+    /// The kernel refused a route-netlink request; `source` carries its errno.
+    #[error("{what} failed (netlink {request})")]
+    Netlink {
+        request: &'static str,
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// "namespace 'ns0'", or "the current namespace" for the spelling of `NsSpec::Current`.
+fn ns_phrase(ns: &str) -> String {
+    if ns == "(current)" {
+        "the current namespace".to_owned()
+    } else {
+        format!("namespace '{ns}'")
+    }
 }
 
 impl Error {

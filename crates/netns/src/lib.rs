@@ -7,7 +7,9 @@
 //! - [`NetNs::run`], which runs a closure inside a namespace on a dedicated thread, so the
 //!   caller's thread (and the process) never changes namespace;
 //! - discovery ([`list`], [`list_all`], [`identify`], [`pids`]) and `ip netns exec`'s
-//!   semantics ([`exec`]).
+//!   semantics ([`exec`]);
+//! - interfaces over route netlink ([`link`]: list with veth peers, veth pairs, move, up/down,
+//!   delete, addresses) and the test lab built on them ([`lab::Lab`], removed on drop).
 //!
 //! It must not capture or send packets (that is the `ring` crate) and it never runs `ip`.
 //! The only unsafe code is the small `setns`/mount corner in [`sys`] and the fork/exec of
@@ -27,10 +29,10 @@ pub mod link;
 pub mod manage;
 pub mod sys;
 
-pub use error::{Error, Result};
 pub use discover::{Holder, Named, NsInfo, identify, list, list_all, pids};
+pub use error::{Error, Result};
 pub use exec::{ExecStatus, exec};
-pub use manage::{DeleteReport, LinkFate, add, attach, del};
+pub use manage::{DeleteReport, Fate, LinkFate, add, attach, del};
 
 /// Where iproute2 keeps the bind mounts of named namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -164,7 +166,11 @@ impl NetNs {
         }
         let procs = std::fs::read_dir("/proc").map_err(|e| Error::sys("read", "/proc", e))?;
         for entry in procs.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
                 continue;
             };
             if let Ok(ns) = Self::open(&NsSpec::Pid(pid))

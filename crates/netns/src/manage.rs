@@ -1,11 +1,14 @@
-//! Creating and deleting named namespaces, the iproute2 way.
+//! Creating, naming and deleting named namespaces, the iproute2 way.
 
 use std::fs::OpenOptions;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::{Error, NETNS_RUN_DIR, NetNs, NsSpec, Result, sys, validate_name};
+use serde::Serialize;
+
+use crate::{Error, Holder, NETNS_RUN_DIR, NetNs, NsSpec, Result, sys, validate_name};
 
 /// Creates the named namespace `/run/netns/NAME` (like `ip netns add NAME`) and returns it open.
 ///
@@ -15,21 +18,7 @@ pub fn add(name: &str) -> Result<NetNs> {
     let dir = Path::new(NETNS_RUN_DIR);
     sys::prepare_run_dir(dir).map_err(|e| Error::sys("prepare", NETNS_RUN_DIR, e))?;
     let path = dir.join(name);
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-    {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(Error::Exists {
-                name: name.to_owned(),
-            });
-        }
-        Err(e) => return Err(Error::sys("create", path.display().to_string(), e)),
-    }
+    create_mount_point(&path, name)?;
     let bound = std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("netns-add".into())
@@ -48,15 +37,90 @@ pub fn add(name: &str) -> Result<NetNs> {
     })
 }
 
+/// Creates the empty file a namespace is bind-mounted on; an existing one is [`Error::Exists`].
+fn create_mount_point(path: &Path, name: &str) -> Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Exists {
+            name: name.to_owned(),
+        }),
+        Err(e) => Err(Error::sys("create", path.display().to_string(), e)),
+    }
+}
+
 fn del_mount(path: &Path) -> io::Result<()> {
     let detached = sys::detach(path);
     let removed = std::fs::remove_file(path);
     detached.and(removed)
 }
 
+/// What happens to an interface of a deleted namespace once the namespace is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fate {
+    /// A virtual interface (it has a link kind: veth, bridge, ...) or `lo`: the kernel
+    /// destroys it (deleting one end of a veth pair destroys the other end too).
+    Destroyed,
+    /// A physical interface (no link kind): the kernel moves it back to the initial
+    /// namespace (renamed `devN` if its name is taken there).
+    ReturnsToInitial,
+}
+
+/// One interface of a deleted namespace and its fate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkFate {
+    pub name: String,
+    pub index: u32,
+    /// The link kind (`veth`, `bridge`, ...), `None` for a physical interface or `lo`.
+    pub kind: Option<String>,
+    pub fate: Fate,
+}
+
+/// What [`del`] did and what will follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeleteReport {
+    pub name: String,
+    /// The namespace's nsfs inode.
+    pub inode: u64,
+    /// Processes (and threads) still in the namespace: it lives on until they exit (or leave),
+    /// and its interfaces stay with it until then.
+    pub holders: Vec<Holder>,
+    /// Its interfaces when it was deleted, and what happens to each when it goes away.
+    pub links: Vec<LinkFate>,
+    /// True if listing the interfaces failed (then `links` is empty).
+    pub links_unknown: bool,
+    /// The name was on the initial namespace, which never goes away: `links` is empty.
+    pub initial: bool,
+}
+
+impl DeleteReport {
+    /// True if processes still hold the namespace, so it (and its interfaces) live on.
+    pub fn lives_on(&self) -> bool {
+        self.initial || !self.holders.is_empty()
+    }
+}
+
+/// The fate of an interface with this link kind (see [`Fate`]).
+pub fn fate_of(name: &str, kind: Option<&str>) -> Fate {
+    if kind.is_some() || name == "lo" {
+        Fate::Destroyed
+    } else {
+        Fate::ReturnsToInitial
+    }
+}
+
 /// Deletes the name of a namespace (like `ip netns del NAME`): the bind mount is detached and
 /// the file removed. The namespace itself lives on while a process or an open handle holds it.
-pub fn del(name: &str) -> Result<()> {
+///
+/// Before deleting, it records which processes still hold the namespace and which
+/// interfaces are in it (and what the kernel will do with each), and returns that.
+pub fn del(name: &str) -> Result<DeleteReport> {
     validate_name(name)?;
     let path = Path::new(NETNS_RUN_DIR).join(name);
     match std::fs::symlink_metadata(&path) {
@@ -68,5 +132,64 @@ pub fn del(name: &str) -> Result<()> {
         Err(e) => return Err(Error::sys("stat", path.display().to_string(), e)),
         Ok(_) => {}
     }
-    del_mount(&path).map_err(|e| Error::sys("delete", path.display().to_string(), e))
+    let mut report = DeleteReport {
+        name: name.to_owned(),
+        inode: 0,
+        holders: Vec::new(),
+        links: Vec::new(),
+        links_unknown: true,
+        initial: false,
+    };
+    // A file that is not (or no longer) a mounted namespace is still removed, as `ip` does.
+    if let Ok(ns) = NetNs::open(&NsSpec::Name(name.to_owned())) {
+        report.inode = ns.inode();
+        report.holders = crate::discover::holders(&ns);
+        report.initial = crate::discover::is_initial(&ns);
+        if report.initial {
+            report.links_unknown = false;
+        } else if let Ok(links) = crate::link::list(&ns) {
+            report.links_unknown = false;
+            report.links = links
+                .into_iter()
+                .map(|l| LinkFate {
+                    fate: fate_of(&l.name, l.kind.as_deref()),
+                    name: l.name,
+                    index: l.index,
+                    kind: l.kind,
+                })
+                .collect();
+        }
+        // `ns` is closed here, before the name goes: this handle must not keep it alive.
+    }
+    del_mount(&path).map_err(|e| Error::sys("delete", path.display().to_string(), e))?;
+    Ok(report)
+}
+
+/// Gives the namespace of process `pid` the name `name` (like `ip netns attach NAME PID`):
+/// `/proc/PID/ns/net` is bind-mounted onto `/run/netns/NAME`. On failure nothing is left.
+pub fn attach(name: &str, pid: u32) -> Result<NetNs> {
+    validate_name(name)?;
+    if pid == 0 {
+        return Err(Error::ProcessNotFound { pid });
+    }
+    // Open first: the mount source is this descriptor, so a PID that exits (and is reused)
+    // between the check and the mount cannot give the name to another namespace.
+    let ns = NetNs::open(&NsSpec::Pid(pid)).map_err(|e| match e {
+        Error::NotFound { .. } => Error::ProcessNotFound { pid },
+        e => e,
+    })?;
+    let dir = Path::new(NETNS_RUN_DIR);
+    sys::prepare_run_dir(dir).map_err(|e| Error::sys("prepare", NETNS_RUN_DIR, e))?;
+    let path = dir.join(name);
+    create_mount_point(&path, name)?;
+    let source = std::path::PathBuf::from(format!("/proc/self/fd/{}", ns.as_raw_fd()));
+    if let Err(e) = sys::bind_mount(&source, &path) {
+        let _ = std::fs::remove_file(&path);
+        return Err(Error::sys(
+            "mount",
+            format!("of namespace of PID {pid} on {}", path.display()),
+            e,
+        ));
+    }
+    Ok(ns)
 }

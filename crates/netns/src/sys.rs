@@ -91,3 +91,16 @@ pub fn unshare_and_bind(target: &Path) -> io::Result<()> {
 pub fn detach(target: &Path) -> io::Result<()> {
     nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH).map_err(to_io)
 }
+
+/// Bind-mounts `source` onto `target` (an existing file), as `ip netns attach` does.
+pub fn bind_mount(source: &Path, target: &Path) -> io::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    mount(
+        Some(source),
+        target,
+        Some("none"),
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(to_io)
+}

@@ -1,0 +1,501 @@
+//! Finding network namespaces: the named ones (iproute2's `/run/netns`, like `ip netns list`),
+//! every one held by a process (`/proc/*/ns/net`, and threads that entered another one) or by
+//! an nsfs bind mount anywhere (container runtimes keep theirs under `/run/docker/netns` and
+//! the like), which process is in which (`ip netns identify`, `ip netns pids`).
+//!
+//! A namespace's identity is the (device, inode) of its nsfs file. Processes come and go while
+//! `/proc` is read; one that exits half-way is skipped, never an error.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use serde::Serialize;
+
+use crate::{Error, NETNS_RUN_DIR, NetNs, NsSpec, Result};
+
+/// A named namespace, as `ip netns list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Named {
+    /// The name: the file `/run/netns/NAME`.
+    pub name: String,
+    /// The id the caller's namespace gives it (`RTM_GETNSID`), if one is assigned: what
+    /// `ip netns list` prints as `(id: N)`.
+    pub id: Option<i32>,
+    /// The nsfs inode; `None` if the file is not (or no longer) a mounted namespace.
+    pub inode: Option<u64>,
+}
+
+/// A process that is in a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    pub pid: u32,
+    /// The command name (`/proc/PID/comm`).
+    pub comm: String,
+    /// Set when only this thread of the process is in the namespace (it entered with
+    /// `setns`, as `NetNs::run` does), not the process itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tid: Option<u32>,
+}
+
+/// A network namespace found by [`list_all`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NsInfo {
+    /// The nsfs inode (what `readlink /proc/PID/ns/net` shows in brackets).
+    pub inode: u64,
+    /// The id the caller's namespace gives it, if one is assigned.
+    pub id: Option<i32>,
+    /// Its iproute2 names (`/run/netns/NAME` entries on it), sorted.
+    pub names: Vec<String>,
+    /// Other nsfs bind mounts of it outside `/run/netns` (a container runtime's, say).
+    pub mounts: Vec<PathBuf>,
+    /// The processes (and threads) in it, by PID. Kernel threads are not listed.
+    pub holders: Vec<Holder>,
+    /// The initial network namespace (that of the kernel's own threads).
+    pub initial: bool,
+    /// The caller's namespace.
+    pub current: bool,
+}
+
+/// The identity of a namespace: the nsfs (device, inode).
+type Key = (u64, u64);
+
+fn key_of(path: &Path) -> io::Result<Key> {
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// The device number of the nsfs filesystem: a `/run/netns` file on another device is not a
+/// mounted namespace.
+fn nsfs_dev() -> Option<u64> {
+    key_of(Path::new("/proc/thread-self/ns/net"))
+        .ok()
+        .map(|k| k.0)
+}
+
+/// The named namespaces (`/run/netns/*`), sorted by name, each with the id the caller's
+/// namespace gives it. A missing `/run/netns` means there are none.
+pub fn list() -> Result<Vec<Named>> {
+    let mut ids = NsidQuery::open().ok();
+    let mut out = Vec::new();
+    for name in run_dir_names()? {
+        let (id, inode) = match NetNs::open(&NsSpec::Name(name.clone())) {
+            Ok(ns) => (
+                ids.as_mut()
+                    .and_then(|q| q.id_of(ns.as_fd()).ok().flatten()),
+                Some(ns.inode()),
+            ),
+            Err(_) => (None, None),
+        };
+        out.push(Named { name, id, inode });
+    }
+    Ok(out)
+}
+
+/// The entries of `/run/netns`, sorted; none if it does not exist.
+fn run_dir_names() -> Result<Vec<String>> {
+    let dir = match std::fs::read_dir(NETNS_RUN_DIR) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::sys("readdir", NETNS_RUN_DIR, e)),
+    };
+    let mut names: Vec<String> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The names in `/run/netns` that are mounted namespaces, with their identity.
+fn named_keys() -> Result<Vec<(String, Key)>> {
+    let dev = nsfs_dev();
+    Ok(run_dir_names()?
+        .into_iter()
+        .filter_map(|name| {
+            let key = key_of(&Path::new(NETNS_RUN_DIR).join(&name)).ok()?;
+            (Some(key.0) == dev).then_some((name, key))
+        })
+        .collect())
+}
+
+/// Every network namespace that a process or thread is in, that has a name, or that is bind
+/// mounted somewhere: the initial one first, then by inode.
+///
+/// Namespaces kept alive only by an open descriptor (a socket, an nsfs fd) are not found.
+pub fn list_all() -> Result<Vec<NsInfo>> {
+    let mut found: BTreeMap<Key, NsInfo> = BTreeMap::new();
+
+    let blank = |key: Key| NsInfo {
+        inode: key.1,
+        id: None,
+        names: Vec::new(),
+        mounts: Vec::new(),
+        holders: Vec::new(),
+        initial: false,
+        current: false,
+    };
+    // Where to open each namespace to ask for its id: a name, a mount, or a process.
+    let mut openers: BTreeMap<Key, PathBuf> = BTreeMap::new();
+
+    for (key, holder) in scan_procs() {
+        openers.entry(key).or_insert_with(|| match holder.tid {
+            Some(tid) => PathBuf::from(format!("/proc/{}/task/{tid}/ns/net", holder.pid)),
+            None => PathBuf::from(format!("/proc/{}/ns/net", holder.pid)),
+        });
+        found
+            .entry(key)
+            .or_insert_with(|| blank(key))
+            .holders
+            .push(holder);
+    }
+    for (name, key) in named_keys()? {
+        openers.insert(key, Path::new(NETNS_RUN_DIR).join(&name));
+        found
+            .entry(key)
+            .or_insert_with(|| blank(key))
+            .names
+            .push(name);
+    }
+    if let Some(dev) = nsfs_dev() {
+        for (inode, path) in nsfs_mounts() {
+            let key = (dev, inode);
+            openers.entry(key).or_insert_with(|| path.clone());
+            found
+                .entry(key)
+                .or_insert_with(|| blank(key))
+                .mounts
+                .push(path);
+        }
+    }
+    if let Some(key) = initial_key() {
+        found.entry(key).or_insert_with(|| blank(key)).initial = true;
+    }
+    if let Ok(key) = key_of(Path::new("/proc/thread-self/ns/net")) {
+        openers
+            .entry(key)
+            .or_insert_with(|| "/proc/thread-self/ns/net".into());
+        found.entry(key).or_insert_with(|| blank(key)).current = true;
+    }
+
+    let mut ids = NsidQuery::open().ok();
+    let mut out: Vec<NsInfo> = found
+        .into_iter()
+        .map(|(key, mut info)| {
+            info.holders.sort_by_key(|h| (h.pid, h.tid));
+            info.mounts.sort();
+            if let (Some(q), Some(path)) = (ids.as_mut(), openers.get(&key)) {
+                // The namespace may be gone by now; then it has no id.
+                if let Ok(ns) = NetNs::open(&NsSpec::Path(path.clone())) {
+                    info.id = q.id_of(ns.as_fd()).ok().flatten();
+                }
+            }
+            info
+        })
+        .collect();
+    out.sort_by_key(|i| (!i.initial, i.inode));
+    Ok(out)
+}
+
+/// The identity of the initial network namespace: that of PID 1, or, where PID 1's is not
+/// readable (a sandbox), that of `kthreadd` (PID 2): kernel threads never leave it.
+fn initial_key() -> Option<Key> {
+    key_of(Path::new("/proc/1/ns/net"))
+        .or_else(|_| key_of(Path::new("/proc/2/ns/net")))
+        .ok()
+}
+
+/// True if `ns` is the initial network namespace.
+pub fn is_initial(ns: &NetNs) -> bool {
+    initial_key() == Some((ns.dev(), ns.inode()))
+}
+
+/// The names (`/run/netns`) of the namespace process `pid` is in, like `ip netns identify`.
+/// Empty if it has none.
+pub fn identify(pid: u32) -> Result<Vec<String>> {
+    let key = key_of(Path::new(&format!("/proc/{pid}/ns/net"))).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            Error::ProcessNotFound { pid }
+        } else {
+            Error::sys("stat", format!("/proc/{pid}/ns/net"), e)
+        }
+    })?;
+    Ok(named_keys()?
+        .into_iter()
+        .filter(|(_, k)| *k == key)
+        .map(|(n, _)| n)
+        .collect())
+}
+
+/// The processes (and threads, see [`Holder::tid`]) in `ns`, by PID. Kernel threads are
+/// not listed.
+pub fn holders(ns: &NetNs) -> Vec<Holder> {
+    let key = (ns.dev(), ns.inode());
+    let mut out: Vec<Holder> = scan_procs()
+        .into_iter()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, h)| h)
+        .collect();
+    out.sort_by_key(|h| (h.pid, h.tid));
+    out
+}
+
+/// The PIDs of the processes in `ns`, sorted, like `ip netns pids`.
+pub fn pids(ns: &NetNs) -> Vec<u32> {
+    holders(ns)
+        .into_iter()
+        .filter(|h| h.tid.is_none())
+        .map(|h| h.pid)
+        .collect()
+}
+
+/// `PF_KTHREAD` in `/proc/PID/stat`'s flags.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// The command name and flags from `/proc/PID/stat` (the name may hold spaces and
+/// parentheses: it ends at the last `)`).
+fn parse_stat(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    // After ")": state ppid pgrp session tty_nr tpgid flags ...
+    let flags = stat
+        .get(close + 1..)?
+        .split_whitespace()
+        .nth(6)?
+        .parse()
+        .ok()?;
+    Some((comm, flags))
+}
+
+/// Every user-space process's namespace, and those of its threads that differ from it.
+fn scan_procs() -> Vec<(Key, Holder)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((comm, flags)) = parse_stat(&stat) else {
+            continue;
+        };
+        if flags & PF_KTHREAD != 0 {
+            continue;
+        }
+        // Unreadable (another user's, or a protected process) or gone: skip.
+        let Ok(main) = key_of(Path::new(&format!("/proc/{pid}/ns/net"))) else {
+            continue;
+        };
+        out.push((
+            main,
+            Holder {
+                pid,
+                comm: comm.clone(),
+                tid: None,
+            },
+        ));
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Some(tid) = task
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if tid == pid {
+                continue;
+            }
+            if let Ok(k) = key_of(Path::new(&format!("/proc/{pid}/task/{tid}/ns/net")))
+                && k != main
+            {
+                out.push((
+                    k,
+                    Holder {
+                        pid,
+                        comm: comm.clone(),
+                        tid: Some(tid),
+                    },
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The nsfs bind mounts of network namespaces outside `/run/netns`, from the caller's
+/// `/proc/self/mountinfo`: (inode, mount point).
+fn nsfs_mounts() -> Vec<(u64, PathBuf)> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|text| parse_mountinfo(&text))
+        .unwrap_or_default()
+}
+
+fn parse_mountinfo(text: &str) -> Vec<(u64, PathBuf)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        // id parent major:minor root mountpoint options [optional...] - fstype source super
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        if right.split_whitespace().next() != Some("nsfs") {
+            continue;
+        }
+        let mut fields = left.split_whitespace();
+        let (Some(root), Some(point)) = (fields.nth(3), fields.next()) else {
+            continue;
+        };
+        let Some(inode) = root
+            .strip_prefix("net:[")
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        let point = PathBuf::from(unescape_mountinfo(point));
+        if point.parent() == Some(Path::new(NETNS_RUN_DIR)) {
+            continue;
+        }
+        out.push((inode, point));
+    }
+    out
+}
+
+/// Mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && b.get(i + 1..i + 4)
+                .is_some_and(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A route-netlink socket in the caller's namespace that asks for the id it gives to other
+/// namespaces (`RTM_GETNSID` with `NETNSA_FD`, as `ip netns list` does).
+struct NsidQuery {
+    sock: Socket,
+    seq: u32,
+}
+
+impl NsidQuery {
+    fn open() -> io::Result<NsidQuery> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        Ok(NsidQuery { sock, seq: 0 })
+    }
+
+    /// The id of `ns`, `None` if none is assigned (the kernel answers -1).
+    fn id_of(&mut self, ns: BorrowedFd<'_>) -> io::Result<Option<i32>> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let fd = u32::try_from(ns.as_raw_fd())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut msg = NsidMessage::default();
+        msg.attributes.push(NsidAttribute::Fd(fd));
+        let mut packet = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::from(RouteNetlinkMessage::GetNsId(msg)),
+        );
+        packet.header.flags = NLM_F_REQUEST;
+        packet.header.sequence_number = seq;
+        packet.finalize();
+        let mut buf = vec![0; packet.buffer_len()];
+        packet.serialize(&mut buf);
+        self.sock.send(&buf, 0)?;
+        loop {
+            let (data, _) = self.sock.recv_from_full()?;
+            let mut offset = 0;
+            while offset < data.len() {
+                let msg: NetlinkMessage<RouteNetlinkMessage> =
+                    NetlinkMessage::deserialize(&data[offset..])
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let len = msg.header.length as usize;
+                if len == 0 {
+                    break;
+                }
+                offset += (len + 3) & !3;
+                if msg.header.sequence_number != seq {
+                    continue;
+                }
+                match msg.payload {
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) => {
+                        let id = m.attributes.iter().find_map(|a| match a {
+                            NsidAttribute::Id(id) => Some(*id),
+                            _ => None,
+                        });
+                        return Ok(id.filter(|id| *id >= 0));
+                    }
+                    NetlinkPayload::Error(err) if err.code.is_some() => return Err(err.to_io()),
+                    NetlinkPayload::Error(_) | NetlinkPayload::Done(_) => return Ok(None),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_comm() {
+        let line = "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0";
+        assert_eq!(parse_stat(line), Some(("a) b (c)".to_owned(), 4_194_560)));
+        let kthread = "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0";
+        let (comm, flags) = parse_stat(kthread).unwrap();
+        assert_eq!(comm, "kthreadd");
+        assert_ne!(flags & PF_KTHREAD, 0);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn mountinfo_nsfs_lines() {
+        let text = "\
+42 27 254:0 /run/netns /run/netns rw,relatime shared:1 - ext4 /dev/vda rw
+50 42 0:4 net:[4026532290] /run/netns/ns0 rw shared:1 - nsfs nsfs rw
+51 27 0:4 net:[4026532351] /run/docker/netns/a\\040b rw - nsfs nsfs rw
+52 27 0:4 mnt:[4026532400] /tmp/mnt rw - nsfs nsfs rw
+";
+        assert_eq!(
+            parse_mountinfo(text),
+            vec![(4_026_532_351, PathBuf::from("/run/docker/netns/a b"))]
+        );
+    }
+
+    #[test]
+    fn mountinfo_unescape() {
+        assert_eq!(unescape_mountinfo("a\\011b\\134c\\"), "a\tb\\c\\");
+        assert_eq!(unescape_mountinfo("plain"), "plain");
+    }
+}
