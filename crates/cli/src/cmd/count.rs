@@ -32,6 +32,25 @@ copied. On Linux, a live filter sees a VLAN-tagged frame with its tag already ta
 the kernel (libpcap's semantics, so 'vlan' and 'vlan 42' work as with a live tcpdump), and the
 tag is put back into captured bytes; a file read back with tcpdump -r may count differently.")]
 pub struct Args {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    /// Print packets: 1 headers, 2 headers and payload.
+    #[arg(short, long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub verbose: Option<u8>,
+    /// JSON lines on stdout instead of the text statistics.
+    #[arg(long)]
+    pub json: bool,
+    /// No statistics while running (only the final block).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Seconds between statistics.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    pub interval: Duration,
+}
+
+/// The capture options `count` and `dump` share.
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
     /// Interface: IFACE, NS/IFACE (ns0/eth1), or 'any' for every interface of the namespace.
     #[arg(short, long, value_name = "[NS/]IFACE")]
     pub interface: String,
@@ -44,7 +63,7 @@ pub struct Args {
     /// Direction: in (rx), out (tx) or both; pfcount's 0 (both), 1 (in), 2 (out) also work.
     #[arg(short = 'e', long, value_name = "DIR", default_value = "both", value_parser = parse_direction)]
     pub direction: Direction,
-    /// Bytes of each packet to copy from the kernel [default: 128, or whole packets with -v].
+    /// Bytes of each packet to copy from the kernel [default: 128 for count, or whole packets with -v; whole packets for dump].
     #[arg(short = 'l', long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=262144))]
     pub snaplen: Option<u32>,
     /// Stop after this many packets.
@@ -64,21 +83,9 @@ pub struct Args {
         requires = "cluster"
     )]
     pub cluster_type: FanoutMode,
-    /// Print packets: 1 headers, 2 headers and payload.
-    #[arg(short, long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(1..=2))]
-    pub verbose: Option<u8>,
     /// Do not put the interface in promiscuous mode.
     #[arg(short = 'J', long = "no-promisc")]
     pub no_promisc: bool,
-    /// JSON lines on stdout instead of the text statistics.
-    #[arg(long)]
-    pub json: bool,
-    /// No statistics while running (only the final block).
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Seconds between statistics.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
-    pub interval: Duration,
     /// Ring block size in KiB (a power of two).
     #[arg(long, value_name = "KIB", default_value_t = 1024)]
     pub block_kib: u32,
@@ -88,9 +95,9 @@ pub struct Args {
     /// Milliseconds after which a partly filled block is handed over.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub block_timeout_ms: u32,
-    /// The application name shown in socket listings.
-    #[arg(long, value_name = "NAME", default_value = "nsring-count")]
-    pub app_name: String,
+    /// The application name shown in socket listings [default: nsring-<command>].
+    #[arg(long, value_name = "NAME")]
+    pub app_name: Option<String>,
 }
 
 fn parse_direction(s: &str) -> Result<Direction, String> {
@@ -110,58 +117,80 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{s}' is not a positive number of seconds"))
 }
 
-/// The capture settings `count` (and `dump`) derive from their arguments.
-pub fn capture_config(
-    target: &Target,
-    snaplen: u32,
-    args_filter: Option<&str>,
-    direction: Direction,
-    cluster: Option<(u16, FanoutMode)>,
-    promisc: bool,
-    ring: RingGeometry,
-    app_name: &str,
-) -> CaptureConfig {
-    let mut cfg = CaptureConfig::new(target.iface_name())
-        .snaplen(snaplen)
-        .direction(direction)
-        .promiscuous(promisc)
-        .ring(ring)
-        .app_name(app_name);
-    if let Some(f) = args_filter {
-        cfg = cfg.filter(f);
+impl CaptureArgs {
+    /// The interface target (`NS/IFACE`), parsed without touching the system.
+    pub fn target(&self) -> anyhow::Result<Target> {
+        Target::parse(&self.interface, self.netns.as_ref())
     }
-    if let Some((id, mode)) = cluster {
-        cfg = cfg.fanout(id, mode);
+
+    /// The ring's shape from --block-kib, --blocks and --block-timeout-ms.
+    pub fn geometry(&self) -> anyhow::Result<RingGeometry> {
+        Ok(RingGeometry {
+            block_size: self
+                .block_kib
+                .checked_mul(1024)
+                .ok_or_else(|| crate::usage("--block-kib is too large"))?,
+            block_count: self.blocks,
+            block_timeout_ms: self.block_timeout_ms,
+            ..RingGeometry::default()
+        })
     }
-    cfg
+
+    /// The capture settings for `target`, with `snaplen` when -l was not given.
+    pub fn config(
+        &self,
+        target: &Target,
+        default_snaplen: u32,
+        command: &str,
+    ) -> anyhow::Result<CaptureConfig> {
+        let mut cfg = CaptureConfig::new(target.iface_name())
+            .snaplen(self.snaplen.unwrap_or(default_snaplen))
+            .direction(self.direction)
+            .promiscuous(!self.no_promisc)
+            .ring(self.geometry()?)
+            .app_name(
+                self.app_name
+                    .clone()
+                    .unwrap_or_else(|| format!("nsring-{command}")),
+            );
+        if let Some(f) = &self.filter {
+            cfg = cfg.filter(f.clone());
+        }
+        if let Some(id) = self.cluster {
+            cfg = cfg.fanout(id, self.cluster_type);
+        }
+        Ok(cfg)
+    }
+
+    /// A one-line description for the startup message.
+    pub fn describe(&self, cfg: &CaptureConfig) -> String {
+        format!(
+            "snaplen {}, direction {}{}{}{}, ring {} x {} KiB",
+            cfg.snaplen,
+            cfg.direction,
+            if cfg.promiscuous { ", promiscuous" } else { "" },
+            cfg.filter
+                .as_deref()
+                .map(|f| format!(", filter '{f}'"))
+                .unwrap_or_default(),
+            cfg.fanout
+                .map(|f| format!(", cluster {} ({})", f.group, f.mode))
+                .unwrap_or_default(),
+            cfg.ring.block_count,
+            cfg.ring.block_size / 1024,
+        )
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let target = Target::parse(&args.interface, args.netns.as_ref())?;
-    let snaplen = args.snaplen.unwrap_or(if args.verbose.is_some() {
+    let c = &args.capture;
+    let target = c.target()?;
+    let default_snaplen = if args.verbose.is_some() {
         ring::DEFAULT_SNAPLEN
     } else {
         COUNT_SNAPLEN
-    });
-    let geometry = RingGeometry {
-        block_size: args
-            .block_kib
-            .checked_mul(1024)
-            .ok_or_else(|| crate::usage("--block-kib is too large"))?,
-        block_count: args.blocks,
-        block_timeout_ms: args.block_timeout_ms,
-        ..RingGeometry::default()
     };
-    let cfg = capture_config(
-        &target,
-        snaplen,
-        args.filter.as_deref(),
-        args.direction,
-        args.cluster.map(|id| (id, args.cluster_type)),
-        !args.no_promisc,
-        geometry,
-        &args.app_name,
-    );
+    let cfg = c.config(&target, default_snaplen, "count")?;
     let ns = NetNs::open(&target.ns)?;
     let mut cap = Capture::open(&ns, &cfg)?;
     let waker = cap.waker();
@@ -172,16 +201,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let label = target.to_string();
     if !args.quiet {
         eprintln!(
-            "nsring count: capturing on {label} (netns inode {}), snaplen {snaplen}, direction {}{}{}, ring {} x {} KiB",
+            "nsring count: capturing on {label} (netns inode {}), {}",
             ns.inode(),
-            args.direction,
-            if args.no_promisc { "" } else { ", promiscuous" },
-            args.filter
-                .as_deref()
-                .map(|f| format!(", filter '{f}'"))
-                .unwrap_or_default(),
-            geometry.block_count,
-            geometry.block_size / 1024,
+            c.describe(&cfg)
         );
     }
 
@@ -190,7 +212,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .verbose
         .map(|level| crate::decode::Printer::new(level, &label));
     let start = Instant::now();
-    let deadline = args.duration.map(|d| start + d);
+    let deadline = c.duration.map(|d| start + d);
     let mut last = start;
     let mut prev = Totals::default();
     let (mut packets, mut bytes) = (0u64, 0u64);
@@ -204,7 +226,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .max(Duration::from_millis(1));
         if let Some(block) = cap.next_block(Some(wait))? {
             for frame in &block {
-                if args.limit.is_some_and(|n| packets >= n) {
+                if c.limit.is_some_and(|n| packets >= n) {
                     done = true;
                     break;
                 }
@@ -214,7 +236,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     p.print(&mut out, &frame)?;
                 }
             }
-            if args.limit.is_some_and(|n| packets >= n) {
+            if c.limit.is_some_and(|n| packets >= n) {
                 done = true;
             }
         } else if cap.finished() {
