@@ -82,3 +82,39 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     eprintln!("nsring: error: {line}");
     ExitCode::from(if is_usage(err) { 2 } else { 1 })
 }
+
+/// Help and version go to stdout as clap renders them; a usage error becomes one line,
+/// `nsring: error: ...`, with exit code 2.
+pub fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(e.exit_code() as u8)
+        }
+        _ => {
+            let text = e.render().to_string();
+            // The first paragraph, on one line ("... not provided:" lists the arguments below).
+            let para: Vec<&str> = text
+                .lines()
+                .skip_while(|l| l.trim().is_empty())
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let joined = para.join(" ");
+            let msg = match joined.trim_start_matches("error:").trim() {
+                "" => "invalid arguments",
+                m => m,
+            };
+            let hint = if text.contains("Usage:") || text.contains("--help") {
+                " (see --help)"
+            } else {
+                ""
+            };
+            eprintln!("nsring: error: {msg}{hint}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -100,6 +100,16 @@ impl Lab {
             .unwrap_or_else(|e| panic!("lab: dup of {name}: {e:?}"));
         self.namespaces.push((short.to_owned(), name.clone(), ns));
         link::set_up(&handle, "lo", true).unwrap_or_else(|e| panic!("lab: lo up in {name}: {e:?}"));
+        // No IPv6 autoconfiguration (router solicitations, MLD, DAD) on the lab's links: the
+        // only frames on the wire are the ones a test sends, so counts can be exact.
+        handle
+            .run(|| {
+                ["default", "all"].iter().try_for_each(|conf| {
+                    std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1")
+                })
+            })
+            .and_then(|r| r.map_err(|e| crate::Error::sys("disable ipv6", name.clone(), e)))
+            .unwrap_or_else(|e| panic!("lab: disabling IPv6 in {name}: {e:?}"));
         handle
     }
 
