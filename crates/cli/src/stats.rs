@@ -1,6 +1,7 @@
 //! PF_RING-style statistics (pfcount's block) and their JSON form.
 
-use std::time::Duration;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
 
 /// Formats an integer with `'` as the thousands separator, like pfcount: `1'234'567`.
 pub fn thousands(n: u64) -> String {
@@ -101,6 +102,62 @@ impl<'a> JsonStats<'a> {
             interval_packets: d_pkts,
             interval_pps: d_pkts as f64 / since_prev.as_secs_f64().max(1e-9),
         }
+    }
+}
+
+/// Emits the periodic and final statistics of a capture: the text block on stderr, or JSON
+/// lines on `out`.
+#[derive(Debug)]
+pub struct Reporter {
+    label: String,
+    json: bool,
+    quiet: bool,
+    start: Instant,
+    last: Instant,
+    prev: Totals,
+}
+
+impl Reporter {
+    /// `quiet` suppresses the periodic text blocks (the final one is always printed).
+    pub fn new(label: &str, json: bool, quiet: bool) -> Reporter {
+        let now = Instant::now();
+        Reporter {
+            label: label.to_owned(),
+            json,
+            quiet,
+            start: now,
+            last: now,
+            prev: Totals::default(),
+        }
+    }
+
+    /// When the capture started.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// Time left until the next periodic report is due.
+    pub fn until_due(&self, interval: Duration) -> Duration {
+        interval.saturating_sub(self.last.elapsed())
+    }
+
+    /// Reports `now` (periodic, or the final report), then remembers it for the next interval.
+    pub fn emit(&mut self, out: &mut impl Write, totals: Totals, last: bool) -> io::Result<()> {
+        let now = Instant::now();
+        let (since_start, since_prev) = (now - self.start, now - self.last);
+        if self.json {
+            let kind = if last { "final" } else { "stats" };
+            let line = JsonStats::new(kind, &self.label, totals, since_start, self.prev, since_prev);
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        } else if last || !self.quiet {
+            out.flush()?;
+            eprint!("{}", block(totals, since_start, self.prev, since_prev));
+        }
+        self.prev = totals;
+        self.last = now;
+        Ok(())
     }
 }
 

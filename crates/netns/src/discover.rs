@@ -8,16 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use serde::Serialize;
 
+use crate::link::{Rtnl, nsid_of};
 use crate::{Error, NETNS_RUN_DIR, NetNs, NsSpec, Result};
 
 /// A named namespace, as `ip netns list` shows it.
@@ -82,13 +78,12 @@ fn nsfs_dev() -> Option<u64> {
 /// The named namespaces (`/run/netns/*`), sorted by name, each with the id the caller's
 /// namespace gives it. A missing `/run/netns` means there are none.
 pub fn list() -> Result<Vec<Named>> {
-    let mut ids = NsidQuery::open().ok();
+    let mut ids = nsid_query();
     let mut out = Vec::new();
     for name in run_dir_names()? {
         let (id, inode) = match NetNs::open(&NsSpec::Name(name.clone())) {
             Ok(ns) => (
-                ids.as_mut()
-                    .and_then(|q| q.id_of(ns.as_fd()).ok().flatten()),
+                ids.as_mut().and_then(|q| nsid_of(q, &ns).ok().flatten()),
                 Some(ns.inode()),
             ),
             Err(_) => (None, None),
@@ -184,7 +179,7 @@ pub fn list_all() -> Result<Vec<NsInfo>> {
         found.entry(key).or_insert_with(|| blank(key)).current = true;
     }
 
-    let mut ids = NsidQuery::open().ok();
+    let mut ids = nsid_query();
     let mut out: Vec<NsInfo> = found
         .into_iter()
         .map(|(key, mut info)| {
@@ -193,7 +188,7 @@ pub fn list_all() -> Result<Vec<NsInfo>> {
             if let (Some(q), Some(path)) = (ids.as_mut(), openers.get(&key)) {
                 // The namespace may be gone by now; then it has no id.
                 if let Ok(ns) = NetNs::open(&NsSpec::Path(path.clone())) {
-                    info.id = q.id_of(ns.as_fd()).ok().flatten();
+                    info.id = nsid_of(q, &ns).ok().flatten();
                 }
             }
             info
@@ -399,69 +394,9 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A route-netlink socket in the caller's namespace that asks for the id it gives to other
-/// namespaces (`RTM_GETNSID` with `NETNSA_FD`, as `ip netns list` does).
-struct NsidQuery {
-    sock: Socket,
-    seq: u32,
-}
-
-impl NsidQuery {
-    fn open() -> io::Result<NsidQuery> {
-        let mut sock = Socket::new(NETLINK_ROUTE)?;
-        sock.bind_auto()?;
-        sock.connect(&SocketAddr::new(0, 0))?;
-        Ok(NsidQuery { sock, seq: 0 })
-    }
-
-    /// The id of `ns`, `None` if none is assigned (the kernel answers -1).
-    fn id_of(&mut self, ns: BorrowedFd<'_>) -> io::Result<Option<i32>> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let fd = u32::try_from(ns.as_raw_fd())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let mut msg = NsidMessage::default();
-        msg.attributes.push(NsidAttribute::Fd(fd));
-        let mut packet = NetlinkMessage::new(
-            NetlinkHeader::default(),
-            NetlinkPayload::from(RouteNetlinkMessage::GetNsId(msg)),
-        );
-        packet.header.flags = NLM_F_REQUEST;
-        packet.header.sequence_number = seq;
-        packet.finalize();
-        let mut buf = vec![0; packet.buffer_len()];
-        packet.serialize(&mut buf);
-        self.sock.send(&buf, 0)?;
-        loop {
-            let (data, _) = self.sock.recv_from_full()?;
-            let mut offset = 0;
-            while offset < data.len() {
-                let msg: NetlinkMessage<RouteNetlinkMessage> =
-                    NetlinkMessage::deserialize(&data[offset..])
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                let len = msg.header.length as usize;
-                if len == 0 {
-                    break;
-                }
-                offset += (len + 3) & !3;
-                if msg.header.sequence_number != seq {
-                    continue;
-                }
-                match msg.payload {
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) => {
-                        let id = m.attributes.iter().find_map(|a| match a {
-                            NsidAttribute::Id(id) => Some(*id),
-                            _ => None,
-                        });
-                        return Ok(id.filter(|id| *id >= 0));
-                    }
-                    NetlinkPayload::Error(err) if err.code.is_some() => return Err(err.to_io()),
-                    NetlinkPayload::Error(_) | NetlinkPayload::Done(_) => return Ok(None),
-                    _ => {}
-                }
-            }
-        }
-    }
+/// A route-netlink socket in the caller's namespace, to ask for the ids it gives others.
+fn nsid_query() -> Option<Rtnl> {
+    Rtnl::open(&NetNs::current().ok()?).ok()
 }
 
 #[cfg(test)]

@@ -574,8 +574,9 @@ fn candidate_ids(rtnl: &mut Rtnl, ns: &NetNs) -> HashMap<i32, (String, NetNs)> {
     ids
 }
 
-/// The id `rtnl`'s namespace gives to `other`, `None` if it has not assigned one.
-fn nsid_of(rtnl: &mut Rtnl, other: &NetNs) -> io::Result<Option<i32>> {
+/// The id `rtnl`'s namespace gives to `other` (`RTM_GETNSID` with `NETNSA_FD`, as
+/// `ip netns list` asks), `None` if it has not assigned one.
+pub(crate) fn nsid_of(rtnl: &mut Rtnl, other: &impl AsFd) -> io::Result<Option<i32>> {
     let mut msg = NsidMessage::default();
     let fd = u32::try_from(other.as_fd().as_raw_fd())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -595,13 +596,13 @@ fn nsid_of(rtnl: &mut Rtnl, other: &NetNs) -> io::Result<Option<i32>> {
 
 /// A route-netlink socket opened inside one namespace, used from the calling thread.
 #[derive(Debug)]
-struct Rtnl {
+pub(crate) struct Rtnl {
     sock: Socket,
     seq: u32,
 }
 
 impl Rtnl {
-    fn open(ns: &NetNs) -> Result<Rtnl> {
+    pub(crate) fn open(ns: &NetNs) -> Result<Rtnl> {
         fn socket() -> io::Result<Socket> {
             let mut sock = Socket::new(NETLINK_ROUTE)?;
             sock.bind_auto()?;

@@ -8,8 +8,8 @@ use anyhow::Context;
 use netns::{NetNs, NsSpec};
 use ring::{Capture, CaptureConfig, Direction, FanoutMode, RingGeometry};
 
-use crate::out::{Out, json_line};
-use crate::stats::{self, JsonStats, Totals};
+use crate::out::Out;
+use crate::stats::{Reporter, Totals};
 use crate::target::Target;
 
 /// What count copies of each packet when it does not print packets: enough for any header
@@ -211,23 +211,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut printer = args
         .verbose
         .map(|level| crate::decode::Printer::new(level, &label));
-    let start = Instant::now();
-    let deadline = c.duration.map(|d| start + d);
-    let mut last = start;
-    let mut prev = Totals::default();
+    let mut reporter = Reporter::new(&label, args.json, args.quiet);
+    let deadline = c.duration.map(|d| reporter.start() + d);
     let (mut packets, mut bytes) = (0u64, 0u64);
-    let mut done = false;
-    while !done {
-        let now = Instant::now();
+    let reached = |packets: u64| c.limit.is_some_and(|n| packets >= n);
+    let totals = |packets, bytes, k: ring::Stats| Totals {
+        packets,
+        bytes,
+        drops: k.drops,
+        freezes: k.freezes,
+    };
+    while !reached(packets) {
         let wait = deadline
-            .map(|d| d.saturating_duration_since(now))
-            .unwrap_or(args.interval)
-            .min(args.interval.saturating_sub(now - last))
+            .map_or(args.interval, |d| d.saturating_duration_since(Instant::now()))
+            .min(reporter.until_due(args.interval))
             .max(Duration::from_millis(1));
         if let Some(block) = cap.next_block(Some(wait))? {
+            let before = bytes;
             for frame in &block {
-                if c.limit.is_some_and(|n| packets >= n) {
-                    done = true;
+                if reached(packets) {
                     break;
                 }
                 packets += 1;
@@ -236,55 +238,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     p.print(&mut out, &frame)?;
                 }
             }
-            if c.limit.is_some_and(|n| packets >= n) {
-                done = true;
-            }
+            drop(block);
+            cap.add_bytes(bytes - before); // for `nsring ls`: one store per block
         } else if cap.finished() {
             break;
         }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) && !cap.stop_requested() {
+        if deadline.is_some_and(|d| Instant::now() >= d) && !cap.stop_requested() {
             let _ = cap.waker().wake();
         }
-        if now - last >= args.interval && !done {
+        if reporter.until_due(args.interval).is_zero() && !reached(packets) {
             let k = cap.stats()?;
-            let totals = Totals {
-                packets,
-                bytes,
-                drops: k.drops,
-                freezes: k.freezes,
-            };
-            if args.json {
-                json_line(
-                    &mut out,
-                    &JsonStats::new("stats", &label, totals, now - start, prev, now - last),
-                )?;
-                out.flush()?;
-            } else if !args.quiet {
-                out.flush()?;
-                eprint!("{}", stats::block(totals, now - start, prev, now - last));
-            }
-            prev = totals;
-            last = now;
+            reporter.emit(&mut out, totals(packets, bytes, k), false)?;
         }
     }
-    let now = Instant::now();
     let k = cap.stats()?;
-    let totals = Totals {
-        packets,
-        bytes,
-        drops: k.drops,
-        freezes: k.freezes,
-    };
-    if args.json {
-        json_line(
-            &mut out,
-            &JsonStats::new("final", &label, totals, now - start, prev, now - last),
-        )?;
-    } else {
-        out.flush()?;
-        eprint!("{}", stats::block(totals, now - start, prev, now - last));
-    }
-    out.flush()?;
+    reporter.emit(&mut out, totals(packets, bytes, k), true)?;
     Ok(ExitCode::SUCCESS)
 }
