@@ -24,7 +24,9 @@ usage: cargo xtask bench [--packets N] [--reps R] [--sizes 64,1514] [--json FILE
   --packets N      packets per run (default 5000000)
   --reps R         repetitions of every (generator, capturer, size) (default 3)
   --sizes LIST     frame sizes in bytes without FCS, 60..=1514 (default 64,1514)
-  --capturers LIST some of: none,nsring,tcpdump,nsring-fanout2 (default all)
+  --capturers LIST some of: none,nsring,tcpdump,nsring-fanout2,nsring-dump,tcpdump-file
+                   (default all); the last two write every packet to a file in /dev/shm
+  --generators LIST some of: trafgen,nsring-send (default both, each with every capturer)
   --json FILE      also write the results as JSON
 
 The lab is two namespaces nsrt-b<pid>-tx / -rx joined by a veth pair (198.18.0.1/.2);
@@ -43,7 +45,27 @@ struct Opts {
     reps: usize,
     sizes: Vec<usize>,
     capturers: Vec<Capturer>,
+    generators: Vec<Generator>,
     json: Option<String>,
+}
+
+/// What drives the lab: netsniff-ng's trafgen, or `nsring send` (same frames, both
+/// bypassing the qdisc, as trafgen does by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generator {
+    Trafgen,
+    NsringSend,
+}
+
+impl Generator {
+    const ALL: [Generator; 2] = [Generator::Trafgen, Generator::NsringSend];
+
+    fn name(self) -> &'static str {
+        match self {
+            Generator::Trafgen => "trafgen",
+            Generator::NsringSend => "nsring-send",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,14 +74,20 @@ enum Capturer {
     Nsring,
     Tcpdump,
     NsringFanout2,
+    /// `nsring dump -w FILE`.
+    NsringDump,
+    /// `tcpdump -w FILE`.
+    TcpdumpFile,
 }
 
 impl Capturer {
-    const ALL: [Capturer; 4] = [
+    const ALL: [Capturer; 6] = [
         Capturer::None,
         Capturer::Nsring,
         Capturer::Tcpdump,
         Capturer::NsringFanout2,
+        Capturer::NsringDump,
+        Capturer::TcpdumpFile,
     ];
 
     fn name(self) -> &'static str {
@@ -68,6 +96,8 @@ impl Capturer {
             Capturer::Nsring => "nsring",
             Capturer::Tcpdump => "tcpdump",
             Capturer::NsringFanout2 => "nsring-fanout2",
+            Capturer::NsringDump => "nsring-dump",
+            Capturer::TcpdumpFile => "tcpdump-file",
         }
     }
 }
@@ -78,6 +108,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         reps: 3,
         sizes: vec![64, 1514],
         capturers: Capturer::ALL.to_vec(),
+        generators: Generator::ALL.to_vec(),
         json: None,
     };
     let mut it = args.iter();
@@ -117,6 +148,18 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                             .into_iter()
                             .find(|k| k.name() == c.trim())
                             .ok_or_else(|| format!("unknown capturer '{c}'"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--generators" => {
+                let v = val("--generators")?;
+                o.generators = v
+                    .split(',')
+                    .map(|g| {
+                        Generator::ALL
+                            .into_iter()
+                            .find(|k| k.name() == g.trim())
+                            .ok_or_else(|| format!("unknown generator '{g}'"))
                     })
                     .collect::<Result<_, _>>()?;
             }
@@ -330,6 +373,12 @@ fn nsring_bin() -> String {
         .into_owned()
 }
 
+/// Where the file capturers write (RAM, so the disk is not what is measured); removed after
+/// each run.
+fn capture_file(c: Capturer) -> String {
+    format!("/dev/shm/nsring-bench-{}-{}", std::process::id(), c.name())
+}
+
 fn start_capturers(c: Capturer, lab: &Lab) -> Result<Vec<Proc>, String> {
     let iface = format!("{}/rx0", lab.rx);
     let nsring = |extra: &[&str]| -> Result<Proc, String> {
@@ -347,6 +396,38 @@ fn start_capturers(c: Capturer, lab: &Lab) -> Result<Vec<Proc>, String> {
                 nsring(&["-c", &id, "--cluster-type", "rr"])?,
                 nsring(&["-c", &id, "--cluster-type", "rr"])?,
             ]
+        }
+        Capturer::NsringDump => {
+            let mut cmd = Command::new("taskset");
+            cmd.args([
+                "-c",
+                "1",
+                &nsring_bin(),
+                "dump",
+                "-i",
+                &iface,
+                "-w",
+                &capture_file(c),
+            ]);
+            vec![Proc::spawn(cmd, "capturing on", Duration::from_secs(10))?]
+        }
+        Capturer::TcpdumpFile => {
+            let mut cmd = Command::new("ip");
+            cmd.args([
+                "netns",
+                "exec",
+                &lab.rx,
+                "taskset",
+                "-c",
+                "1",
+                "tcpdump",
+                "-i",
+                "rx0",
+                "-n",
+                "-w",
+                &capture_file(c),
+            ]);
+            vec![Proc::spawn(cmd, "listening on", Duration::from_secs(10))?]
         }
         Capturer::Tcpdump => {
             let mut cmd = Command::new("ip");
@@ -372,7 +453,23 @@ fn start_capturers(c: Capturer, lab: &Lab) -> Result<Vec<Proc>, String> {
 /// (captured, dropped) from a capturer's final output.
 fn parse_final(c: Capturer, f: &Finished) -> Result<(u64, u64), String> {
     match c {
-        Capturer::Tcpdump => {
+        Capturer::NsringDump => {
+            // "N packets captured, D dropped by kernel"
+            let line = f
+                .stderr
+                .lines()
+                .find(|l| l.contains("packets captured"))
+                .ok_or_else(|| format!("nsring dump printed no statistics: {}", f.stderr))?;
+            let nums: Vec<u64> = line
+                .split(|ch: char| !ch.is_ascii_digit())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            match nums.as_slice() {
+                [cap, drop, ..] => Ok((*cap, *drop)),
+                _ => fail(format!("cannot parse nsring dump's '{line}'")),
+            }
+        }
+        Capturer::Tcpdump | Capturer::TcpdumpFile => {
             let num = |key: &str| {
                 f.stderr
                     .lines()
@@ -438,10 +535,57 @@ fn run_trafgen(lab: &Lab, conf: &str, packets: u64) -> Result<(u64, f64), String
     Ok((sent, secs))
 }
 
-fn one_run(lab: &Lab, c: Capturer, conf: &str, packets: u64) -> Result<Sample, String> {
+/// `nsring send` with trafgen's frame (same MACs, addresses, ports, size), qdisc bypassed
+/// like trafgen's default; (sent, seconds) from its final JSON line.
+fn run_nsring_send(lab: &Lab, size: usize, packets: u64) -> Result<(u64, f64), String> {
+    let out = Sh::new().output(
+        "taskset",
+        &[
+            "-c",
+            "0",
+            &nsring_bin(),
+            "send",
+            "-i",
+            &format!("{}/tx0", lab.tx),
+            "-n",
+            &packets.to_string(),
+            "-l",
+            &size.to_string(),
+            "--src-mac",
+            "02:00:5e:00:00:01",
+            "--dst-mac",
+            "02:00:5e:00:00:02",
+            "--qdisc-bypass",
+            "--json",
+        ],
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"final\""))
+        .ok_or_else(|| format!("nsring send printed no final JSON: {text}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(last).map_err(|e| format!("bad JSON from send: {e}"))?;
+    let sent = v.get("packets").and_then(|x| x.as_u64()).unwrap_or(0);
+    let secs = v.get("elapsed_s").and_then(|x| x.as_f64()).unwrap_or(0.0);
+    Ok((sent, secs))
+}
+
+fn one_run(
+    lab: &Lab,
+    g: Generator,
+    c: Capturer,
+    conf: &str,
+    size: usize,
+    packets: u64,
+) -> Result<Sample, String> {
     let procs = start_capturers(c, lab)?;
     let t0 = Instant::now();
-    let gen_result = run_trafgen(lab, conf, packets);
+    let gen_result = match g {
+        Generator::Trafgen => run_trafgen(lab, conf, packets),
+        Generator::NsringSend => run_nsring_send(lab, size, packets),
+    };
     // Let the capturers drain what is still in flight before they are stopped.
     std::thread::sleep(Duration::from_millis(300));
     let elapsed = t0.elapsed().as_secs_f64();
@@ -453,9 +597,10 @@ fn one_run(lab: &Lab, c: Capturer, conf: &str, packets: u64) -> Result<Sample, S
     for p in procs {
         finished.push(p.stop());
     }
+    let _ = std::fs::remove_file(capture_file(c));
     let (sent, secs) = gen_result?;
     if sent != packets {
-        return fail(format!("trafgen sent {sent} of {packets} packets"));
+        return fail(format!("{} sent {sent} of {packets} packets", g.name()));
     }
     s.gen_pps = sent as f64 / secs;
     for f in finished {
@@ -516,57 +661,61 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let conf = dir.join(format!("udp{size}.cfg"));
         std::fs::write(&conf, trafgen_conf(size)).map_err(|e| e.to_string())?;
         let conf = conf.to_string_lossy().into_owned();
-        let mut baseline: Option<f64> = None;
-        for &c in &opts.capturers {
-            let mut samples = Vec::new();
-            for rep in 0..opts.reps {
-                if STOP.load(Ordering::SeqCst) {
-                    break 'outer;
+        for &g in &opts.generators {
+            let mut baseline: Option<f64> = None;
+            for &c in &opts.capturers {
+                let mut samples = Vec::new();
+                for rep in 0..opts.reps {
+                    if STOP.load(Ordering::SeqCst) {
+                        break 'outer;
+                    }
+                    eprint!(
+                        "\rbench: {size:>4} B  {:<11} {:<15} run {}/{}   ",
+                        g.name(),
+                        c.name(),
+                        rep + 1,
+                        opts.reps
+                    );
+                    samples.push(one_run(&lab, g, c, &conf, size, opts.packets)?);
                 }
-                eprint!(
-                    "\rbench: {size:>4} B  {:<15} run {}/{}   ",
-                    c.name(),
-                    rep + 1,
-                    opts.reps
-                );
-                samples.push(one_run(&lab, c, &conf, opts.packets)?);
+                let generated = stat(samples.iter().map(|s| s.gen_pps).collect());
+                if c == Capturer::None {
+                    baseline = Some(generated.med);
+                }
+                let row = Row {
+                    generator: g.name(),
+                    capturer: c.name(),
+                    size,
+                    generated,
+                    keeps: baseline.map(|b| generated.med / b),
+                    cap_pps: stat(
+                        samples
+                            .iter()
+                            .map(|s| s.captured as f64 / s.elapsed_s.max(1e-9))
+                            .collect(),
+                    ),
+                    ratio: stat(
+                        samples
+                            .iter()
+                            .map(|s| s.captured as f64 / opts.packets as f64)
+                            .collect(),
+                    ),
+                    drop_pct: stat(
+                        samples
+                            .iter()
+                            .map(|s| 100.0 * s.drops as f64 / (s.captured + s.drops).max(1) as f64)
+                            .collect(),
+                    ),
+                    ns_per_pkt: stat(
+                        samples
+                            .iter()
+                            .map(|s| 1e9 * s.cpu_s / s.captured.max(1) as f64)
+                            .collect(),
+                    ),
+                    captures: c != Capturer::None,
+                };
+                rows.push(row);
             }
-            let generated = stat(samples.iter().map(|s| s.gen_pps).collect());
-            if c == Capturer::None {
-                baseline = Some(generated.med);
-            }
-            let row = Row {
-                capturer: c.name(),
-                size,
-                generated,
-                keeps: baseline.map(|b| generated.med / b),
-                cap_pps: stat(
-                    samples
-                        .iter()
-                        .map(|s| s.captured as f64 / s.elapsed_s.max(1e-9))
-                        .collect(),
-                ),
-                ratio: stat(
-                    samples
-                        .iter()
-                        .map(|s| s.captured as f64 / opts.packets as f64)
-                        .collect(),
-                ),
-                drop_pct: stat(
-                    samples
-                        .iter()
-                        .map(|s| 100.0 * s.drops as f64 / (s.captured + s.drops).max(1) as f64)
-                        .collect(),
-                ),
-                ns_per_pkt: stat(
-                    samples
-                        .iter()
-                        .map(|s| 1e9 * s.cpu_s / s.captured.max(1) as f64)
-                        .collect(),
-                ),
-                captures: c != Capturer::None,
-            };
-            rows.push(row);
         }
     }
     eprintln!();
@@ -585,6 +734,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 struct Row {
+    generator: &'static str,
     capturer: &'static str,
     size: usize,
     generated: Stat,
@@ -598,11 +748,12 @@ struct Row {
 
 fn print_table(rows: &[Row], o: &Opts) {
     println!(
-        "nsring bench: trafgen, {} packets per run, {} runs each, median [min..max]; sender CPU0, capturer CPU1",
+        "nsring bench: {} packets per run, {} runs each, median [min..max]; sender CPU0, capturer CPU1",
         o.packets, o.reps
     );
     println!(
-        "{:<15} {:>5} {:>26} {:>7} {:>26} {:>9} {:>8} {:>24}",
+        "{:<11} {:<15} {:>5} {:>26} {:>7} {:>26} {:>9} {:>8} {:>24}",
+        "generator",
         "capturer",
         "bytes",
         "generated kpps",
@@ -624,7 +775,8 @@ fn print_table(rows: &[Row], o: &Opts) {
         let keeps = r.keeps.map_or("-".into(), |k| format!("{k:.3}"));
         if r.captures {
             println!(
-                "{:<15} {:>5} {:>26} {:>7} {:>26} {:>9.4} {:>8.3} {:>24}",
+                "{:<11} {:<15} {:>5} {:>26} {:>7} {:>26} {:>9.4} {:>8.3} {:>24}",
+                r.generator,
                 r.capturer,
                 r.size,
                 k(r.generated),
@@ -639,7 +791,8 @@ fn print_table(rows: &[Row], o: &Opts) {
             );
         } else {
             println!(
-                "{:<15} {:>5} {:>26} {:>7}",
+                "{:<11} {:<15} {:>5} {:>26} {:>7}",
+                r.generator,
                 r.capturer,
                 r.size,
                 k(r.generated),
@@ -652,10 +805,11 @@ fn print_table(rows: &[Row], o: &Opts) {
 fn to_json(rows: &[Row], o: &Opts) -> serde_json::Value {
     let st = |s: Stat| serde_json::json!({"median": s.med, "min": s.min, "max": s.max});
     serde_json::json!({
-        "generator": "trafgen",
+        "generators": o.generators.iter().map(|g| g.name()).collect::<Vec<_>>(),
         "packets_per_run": o.packets,
         "reps": o.reps,
         "rows": rows.iter().map(|r| serde_json::json!({
+            "generator": r.generator,
             "capturer": r.capturer,
             "frame_bytes": r.size,
             "generated_pps": st(r.generated),

@@ -11,6 +11,7 @@ mod decode;
 mod error;
 mod out;
 mod stats;
+mod synth;
 mod target;
 
 pub use error::{Usage, usage};
@@ -39,8 +40,14 @@ enum Command {
     Link(cmd::link::Args),
     /// Count packets on an interface of any namespace, with PF_RING-style statistics (pfcount).
     Count(cmd::count::Args),
+    /// Send synthetic frames or replay a pcap/pcapng file, at a steady rate or top speed (pfsend).
+    Send(cmd::send::Args),
+    /// Capture to a pcapng or pcap file, from interfaces of any namespaces (pfdump, tcpdump -w).
+    Dump(cmd::dump::Args),
     /// List the interfaces a capture can bind in a namespace (pfcount -L).
     Devs(cmd::devs::Args),
+    /// The per-namespace view: summary, interfaces and every packet socket (/proc/net/pf_ring).
+    Ls(cmd::ls::Args),
     /// Run the seed's walkthrough on a built-in lab: namespaces, a veth pair, capture, cleanup.
     Demo(cmd::demo::Args),
 }
@@ -55,7 +62,10 @@ fn main() -> ExitCode {
         Command::Link(args) => cmd::link::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Count(args) => cmd::count::run(args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Dump(args) => cmd::dump::run(args),
         Command::Devs(args) => cmd::devs::run(args),
+        Command::Ls(args) => cmd::ls::run(args),
     };
     match result {
         Ok(code) => code,

@@ -147,7 +147,14 @@ impl Reporter {
         let (since_start, since_prev) = (now - self.start, now - self.last);
         if self.json {
             let kind = if last { "final" } else { "stats" };
-            let line = JsonStats::new(kind, &self.label, totals, since_start, self.prev, since_prev);
+            let line = JsonStats::new(
+                kind,
+                &self.label,
+                totals,
+                since_start,
+                self.prev,
+                since_prev,
+            );
             serde_json::to_writer(&mut *out, &line)?;
             out.write_all(b"\n")?;
             out.flush()?;

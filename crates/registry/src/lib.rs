@@ -4,14 +4,24 @@
 //! - [`diag`]: the kernel's truth about every `AF_PACKET` socket of a namespace
 //!   (`packet_diag` over `NETLINK_SOCK_DIAG`, asked from inside that namespace), with a
 //!   small codec for its messages, and [`diag::packet_sockets`] for the friendly view;
-//! - [`owners`]: which processes hold which sockets (one scan of `/proc/*/fd`).
+//! - [`owners`]: which processes hold which sockets (one scan of `/proc/*/fd`);
+//! - [`record`]: nsring's own sockets, recorded by their owners under
+//!   `/run/nsring/<netns-inode>/<pid>-<ifname>.<id>` with live counters in a mapped page;
+//! - [`view`]: one namespace's view put together (interfaces, the kernel's packet sockets,
+//!   our records joined to them by socket inode), as `nsring ls` shows it.
 //!
 //! It must not open capture sockets (that is the `ring` crate) and never runs `ip`.
-//! It needs no unsafe code.
-#![forbid(unsafe_code)]
+//! Its only unsafe code is the record's shared counter page and one `getsockopt`, in
+//! the small `sys` module.
+#![deny(unsafe_code)]
 
 pub mod diag;
 pub mod owners;
+pub mod record;
+mod sys;
+pub mod view;
 
 pub use diag::{PacketSocket, packet_sockets};
 pub use owners::Owner;
+pub use record::{Counter, Counters, Record, RecordInfo, RecordView, RunDir};
+pub use view::{NamespaceView, SocketEntry, namespace_view};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netns::NetNs;
+use registry::record::{self, Counter, Record, RecordInfo};
 
 use crate::config::{CaptureConfig, Direction};
 use crate::error::{Error, Result};
@@ -52,7 +53,10 @@ impl Waker {
 /// can be opened on one thread and read on another.
 #[derive(Debug)]
 pub struct Capture {
-    // Field order is drop order: unmap the ring before closing the socket.
+    // Field order is drop order: remove the record, unmap the ring, close the socket.
+    /// The socket's record under /run/nsring (None if not registered or it failed).
+    record: Option<Record>,
+    record_error: Option<record::Error>,
     ring: Ring,
     fd: OwnedFd,
     wake: Arc<OwnedFd>,
@@ -63,6 +67,11 @@ pub struct Capture {
     snaplen: u32,
     block_timeout: Duration,
     totals: Stats,
+    /// What the application was handed: packets (blocks' `num_pkts`), blocks, and the
+    /// bytes it reported with `add_bytes`.
+    rx_packets: u64,
+    rx_blocks: u64,
+    rx_bytes: u64,
     drain_until: Option<Instant>,
     finished: bool,
 }
@@ -89,7 +98,21 @@ impl Capture {
         let opened = ns.run(|| open_inside(cfg, &namespace))??;
         let block_size = cfg.ring.block_size as usize;
         let block_count = cfg.ring.block_count as usize;
+        let (record, record_error) = if cfg.register {
+            match Record::create(
+                ns,
+                &opened.fd,
+                &record_info(cfg, &namespace, opened.ifindex),
+            ) {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(e)),
+            }
+        } else {
+            (None, None)
+        };
         Ok(Capture {
+            record,
+            record_error,
             ring: Ring::mapped(opened.map, block_size, block_count),
             fd: opened.fd,
             wake: Arc::new(wake),
@@ -100,6 +123,9 @@ impl Capture {
             snaplen: cfg.snaplen,
             block_timeout: Duration::from_millis(u64::from(cfg.ring.block_timeout_ms.max(1))),
             totals: Stats::default(),
+            rx_packets: 0,
+            rx_blocks: 0,
+            rx_bytes: 0,
             drain_until: None,
             finished: false,
         })
@@ -113,7 +139,15 @@ impl Capture {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             if self.ring.ready() {
-                return Ok(Some(self.ring.take()));
+                let block = self.ring.take();
+                if let Some(rec) = &self.record {
+                    // once per block: two relaxed stores into the record's page
+                    self.rx_packets += block.len() as u64;
+                    self.rx_blocks += 1;
+                    rec.store(Counter::Packets, self.rx_packets);
+                    rec.store(Counter::Blocks, self.rx_blocks);
+                }
+                return Ok(Some(block));
             }
             if self.finished {
                 return Ok(None);
@@ -200,7 +234,36 @@ impl Capture {
         self.totals.packets += u64::from(st.tp_packets);
         self.totals.drops += u64::from(st.tp_drops);
         self.totals.freezes += u64::from(st.tp_freeze_q_cnt);
+        if let Some(rec) = &self.record {
+            rec.store(Counter::KernelPackets, self.totals.packets);
+            rec.store(Counter::Drops, self.totals.drops);
+            rec.store(Counter::Freezes, self.totals.freezes);
+            rec.store(Counter::UpdatedUnixNs, record::unix_ns_now());
+        }
         Ok(self.totals)
+    }
+
+    /// Adds `bytes` to the byte count shown in `nsring ls` (the capture does not look at
+    /// the frames itself). Call it once per block with the block's wire bytes: it is one
+    /// relaxed store, no system call.
+    #[inline]
+    pub fn add_bytes(&mut self, bytes: u64) {
+        self.rx_bytes += bytes;
+        if let Some(rec) = &self.record {
+            rec.store(Counter::Bytes, self.rx_bytes);
+        }
+    }
+
+    /// The socket's record under `/run/nsring` (None if `register` was off or creating it
+    /// failed; see [`Capture::record_error`]).
+    pub fn record(&self) -> Option<&Record> {
+        self.record.as_ref()
+    }
+
+    /// Why the socket could not be recorded (e.g. `/run/nsring` is not writable without
+    /// root); the capture works without its record.
+    pub fn record_error(&self) -> Option<&record::Error> {
+        self.record_error.as_ref()
     }
 
     /// The bound interface's index in its namespace, 0 for all interfaces.
@@ -237,6 +300,40 @@ impl AsFd for Capture {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// The record of a capture: its configuration as `nsring ls` shows it.
+fn record_info(cfg: &CaptureConfig, namespace: &str, ifindex: u32) -> RecordInfo {
+    let app = cfg.app_name.clone().unwrap_or_else(|| {
+        std::env::args()
+            .next()
+            .and_then(|a| {
+                std::path::Path::new(&a)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "nsring".into())
+    });
+    let mut info = RecordInfo::new(app, cfg.bound_interface());
+    info.ifindex = ifindex;
+    info.direction = cfg.direction.to_string();
+    info.snaplen = cfg.snaplen;
+    info.promiscuous = cfg.promiscuous && ifindex != 0;
+    info.filter = cfg.filter.clone();
+    info.cluster = cfg.fanout.map(|f| record::Cluster {
+        id: f.group,
+        kind: f.mode.to_string(),
+    });
+    info.ring = Some(record::RingInfo {
+        block_size: cfg.ring.block_size,
+        block_count: cfg.ring.block_count,
+        frame_size: cfg.ring.frame_size,
+        block_timeout_ms: cfg.ring.block_timeout_ms,
+        memory_bytes: cfg.ring.total_bytes(),
+    });
+    info.backend = "tpacket_v3".into();
+    info.netns = namespace.to_owned();
+    info
 }
 
 /// Looks up an interface in the calling thread's namespace.

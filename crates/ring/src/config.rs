@@ -234,6 +234,9 @@ pub struct CaptureConfig {
     pub ring: RingGeometry,
     /// The application's name, shown in socket listings.
     pub app_name: Option<String>,
+    /// Record the socket under `/run/nsring` for `nsring ls` (default true). The record's
+    /// counters cost one relaxed store per ring block; turn it off to measure that.
+    pub register: bool,
 }
 
 impl Default for CaptureConfig {
@@ -247,6 +250,7 @@ impl Default for CaptureConfig {
             fanout: None,
             ring: RingGeometry::default(),
             app_name: None,
+            register: true,
         }
     }
 }
@@ -292,6 +296,12 @@ impl CaptureConfig {
 
     pub fn app_name(mut self, name: impl Into<String>) -> Self {
         self.app_name = Some(name.into());
+        self
+    }
+
+    /// Whether to record the socket under `/run/nsring` (see [`CaptureConfig::register`]).
+    pub fn register(mut self, on: bool) -> Self {
+        self.register = on;
         self
     }
 

@@ -33,6 +33,7 @@ pub mod frame;
 mod ring;
 pub mod sender;
 pub mod sys;
+pub mod tx;
 
 pub use capture::{Capture, Stats, Waker};
 pub use config::{CaptureConfig, DEFAULT_SNAPLEN, Direction, Fanout, FanoutMode, RingGeometry};
@@ -40,3 +41,4 @@ pub use error::{Error, Result};
 pub use frame::{Dir, Frame, Frames, PacketType};
 pub use ring::Block;
 pub use sender::Sender;
+pub use tx::{Transmitter, TxConfig, TxMode, TxStats};

@@ -1,6 +1,5 @@
 //! `nsring count`: pfcount's job, in any namespace, without a wrapper.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -51,9 +50,10 @@ pub struct Args {
 /// The capture options `count` and `dump` share.
 #[derive(Debug, clap::Args)]
 pub struct CaptureArgs {
-    /// Interface: IFACE, NS/IFACE (ns0/eth1), or 'any' for every interface of the namespace.
-    #[arg(short, long, value_name = "[NS/]IFACE")]
-    pub interface: String,
+    /// Interface: IFACE, NS/IFACE (ns0/eth1), or 'any' for every interface of the namespace
+    /// (dump: repeat -i for several).
+    #[arg(short, long, value_name = "[NS/]IFACE", required = true)]
+    pub interface: Vec<String>,
     /// The namespace of IFACE: NAME, /proc/PID/ns/net or pid:PID (default: the current one).
     #[arg(short = 'n', long, value_name = "NS")]
     pub netns: Option<NsSpec>,
@@ -100,7 +100,7 @@ pub struct CaptureArgs {
     pub app_name: Option<String>,
 }
 
-fn parse_direction(s: &str) -> Result<Direction, String> {
+pub fn parse_direction(s: &str) -> Result<Direction, String> {
     match s {
         "0" => Ok(Direction::Both),
         "1" => Ok(Direction::In),
@@ -120,7 +120,25 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 impl CaptureArgs {
     /// The interface target (`NS/IFACE`), parsed without touching the system.
     pub fn target(&self) -> anyhow::Result<Target> {
-        Target::parse(&self.interface, self.netns.as_ref())
+        match self.interface.as_slice() {
+            [one] => Target::parse(one, self.netns.as_ref()),
+            _ => Err(crate::usage(
+                "give one interface (-i); 'nsring dump' takes several",
+            )),
+        }
+    }
+
+    /// Every -i target, parsed without touching the system; each given once.
+    pub fn targets(&self) -> anyhow::Result<Vec<Target>> {
+        let mut v: Vec<Target> = Vec::new();
+        for spec in &self.interface {
+            let t = Target::parse(spec, self.netns.as_ref())?;
+            if v.contains(&t) {
+                return Err(crate::usage(format!("{t} is given twice")));
+            }
+            v.push(t);
+        }
+        Ok(v)
     }
 
     /// The ring's shape from --block-kib, --blocks and --block-timeout-ms.
@@ -223,9 +241,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     while !reached(packets) {
         let wait = deadline
-            .map_or(args.interval, |d| d.saturating_duration_since(Instant::now()))
+            .map_or(args.interval, |d| {
+                d.saturating_duration_since(Instant::now())
+            })
             .min(reporter.until_due(args.interval))
             .max(Duration::from_millis(1));
+        let mut block_bytes = None;
         if let Some(block) = cap.next_block(Some(wait))? {
             let before = bytes;
             for frame in &block {
@@ -238,10 +259,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     p.print(&mut out, &frame)?;
                 }
             }
-            drop(block);
-            cap.add_bytes(bytes - before); // for `nsring ls`: one store per block
+            block_bytes = Some(bytes - before);
         } else if cap.finished() {
             break;
+        }
+        if let Some(n) = block_bytes {
+            cap.add_bytes(n); // for `nsring ls`: one store per block
         }
         if deadline.is_some_and(|d| Instant::now() >= d) && !cap.stop_requested() {
             let _ = cap.waker().wake();

@@ -5,5 +5,8 @@
 pub mod count;
 pub mod demo;
 pub mod devs;
+pub mod dump;
 pub mod link;
+pub mod ls;
 pub mod netns;
+pub mod send;

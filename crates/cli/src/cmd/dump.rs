@@ -1,0 +1,766 @@
+//! `nsring dump`: pfdump's job — the capture engine of `count` writing pcapng (or pcap)
+//! files, one interface block per (namespace, interface), from any number of namespaces.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use netns::{NetNs, NsSpec};
+use pcapio::{
+    InterfaceDesc, InterfaceStats, LinkType, PcapHeader, PcapWriter, PcapngWriter, SectionDesc,
+    TsResolution, WriteError,
+};
+use ring::{Capture, Dir, Frame, Stats};
+
+use crate::cmd::count::{CaptureArgs, parse_secs};
+use crate::target::Target;
+
+/// Output buffer: blocks reach the file in writes of up to this size.
+const BUF_BYTES: usize = 1 << 20;
+/// Whole packets, as tcpdump.
+const DUMP_SNAPLEN: u32 = 262_144;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// pcapng: interface blocks with names and namespaces, directions, drop statistics.
+    Pcapng,
+    /// Classic pcap with nanosecond timestamps (magic a1b23c4d).
+    Pcap,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  nsring dump -i ns0/eth1 -w eth1.pcapng
+  nsring dump -i ns0/eth1 -i ns1/eth1 -f 'udp port 53' -w dns.pcapng
+  nsring dump -i ns0/eth1 -w - | tshark -r -
+  nsring dump -i ns0/eth1 -w ring.pcapng -C 100 -W 5
+
+pcapng (the default) gets one interface description block per -i, named after the interface,
+with 'netns NAME (inode N)' as its description and nanosecond timestamps, enhanced packet
+blocks with the direction, and at the end an interface statistics block per interface
+(received, dropped by the kernel, written). VLAN tags the kernel took out are put back into
+the written bytes, as tcpdump does. With several -i, give them the same link type if
+tcpdump is to read the file (Wireshark reads any mix).
+
+Rotation: -C MB starts a new file after MB million bytes, -G SECS after SECS seconds; the
+files are FILE, FILE1, FILE2, ... (numbered, never dated); -W N keeps the newest N and
+deletes older ones. Each file is complete and valid on its own.
+
+The file is written in 1 MiB blocks and flushed after every ring block. Ctrl-C, --duration
+and -N end the capture with a complete file. If the disk fills up, the file is cut back to
+its last complete block (still a valid file) and nsring exits with status 1.")]
+pub struct Args {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    /// Write to FILE, or '-' for standard output.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: String,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = Format::Pcapng)]
+    pub format: Format,
+    /// Start a new file after this many million bytes.
+    #[arg(short = 'C', value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub file_size: Option<u64>,
+    /// Start a new file after this many seconds.
+    #[arg(short = 'G', value_name = "SECS", value_parser = parse_secs)]
+    pub file_secs: Option<Duration>,
+    /// Keep only the newest N files (with -C or -G).
+    #[arg(short = 'W', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub file_count: Option<u32>,
+    /// No start line on stderr (the final statistics line is still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+// --- the output: files, rotation, failure handling -------------------------------------
+
+/// Where blocks go: a file (which can be cut back after a failure) or stdout.
+#[derive(Debug)]
+enum Sink {
+    File(File),
+    Stdout(io::Stdout),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Stdout(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Stdout(s) => s.flush(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Writer {
+    Ng(PcapngWriter<BufWriter<Sink>>),
+    Pcap(PcapWriter<BufWriter<Sink>>),
+}
+
+impl Writer {
+    fn sink(&self) -> &Sink {
+        match self {
+            Writer::Ng(w) => w.get_ref().get_ref(),
+            Writer::Pcap(w) => w.get_ref().get_ref(),
+        }
+    }
+
+    fn valid_len(&self) -> u64 {
+        match self {
+            Writer::Ng(w) => w.valid_len(),
+            Writer::Pcap(w) => w.valid_len(),
+        }
+    }
+
+    fn bytes_written(&self) -> u64 {
+        match self {
+            Writer::Ng(w) => w.bytes_written(),
+            Writer::Pcap(w) => w.bytes_written(),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        match self {
+            Writer::Ng(w) => w.flush(),
+            Writer::Pcap(w) => w.flush(),
+        }
+    }
+}
+
+/// One interface of the capture, as the file describes it.
+#[derive(Debug, Clone)]
+struct IfMeta {
+    name: String,
+    description: String,
+    linktype: LinkType,
+    label: String,
+}
+
+/// The stdout reader went away: end quietly.
+#[derive(Debug)]
+struct PipeClosed;
+
+impl std::fmt::Display for PipeClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the reader of standard output went away")
+    }
+}
+
+impl std::error::Error for PipeClosed {}
+
+#[derive(Debug)]
+struct Output {
+    format: Format,
+    /// None: stdout.
+    base: Option<PathBuf>,
+    ifs: Vec<IfMeta>,
+    snaplen: u32,
+    rotate_bytes: Option<u64>,
+    rotate_after: Option<Duration>,
+    keep: Option<u32>,
+    w: Option<Writer>,
+    path: Option<PathBuf>,
+    file_no: u32,
+    opened_at: Instant,
+    kept: VecDeque<PathBuf>,
+    /// Packets written, in total and per interface.
+    written: u64,
+    per_if: Vec<u64>,
+    /// The latest kernel counters of each interface.
+    stats: Vec<Stats>,
+    scratch: Vec<u8>,
+}
+
+impl Output {
+    fn new(args: &Args, ifs: Vec<IfMeta>) -> anyhow::Result<Output> {
+        let n = ifs.len();
+        let mut o = Output {
+            format: args.format,
+            base: (args.write != "-").then(|| PathBuf::from(&args.write)),
+            ifs,
+            snaplen: args.capture.snaplen.unwrap_or(DUMP_SNAPLEN),
+            rotate_bytes: args.file_size.map(|mb| mb.saturating_mul(1_000_000)),
+            rotate_after: args.file_secs,
+            keep: args.file_count,
+            w: None,
+            path: None,
+            file_no: 0,
+            opened_at: Instant::now(),
+            kept: VecDeque::new(),
+            written: 0,
+            per_if: vec![0; n],
+            stats: vec![Stats::default(); n],
+            scratch: Vec::with_capacity(65_536),
+        };
+        o.open_next()?;
+        Ok(o)
+    }
+
+    fn name_of(&self, k: u32) -> Option<PathBuf> {
+        let base = self.base.as_ref()?;
+        if k == 0 {
+            return Some(base.clone());
+        }
+        let mut s = base.clone().into_os_string();
+        s.push(k.to_string());
+        Some(PathBuf::from(s))
+    }
+
+    /// Opens file number `file_no` and writes its headers.
+    fn open_next(&mut self) -> anyhow::Result<()> {
+        let path = self.name_of(self.file_no);
+        let sink = match &path {
+            Some(p) => Sink::File(File::create(p).with_context(|| {
+                format!(
+                    "cannot create {}; check that its directory exists and is writable",
+                    p.display()
+                )
+            })?),
+            None => Sink::Stdout(io::stdout()),
+        };
+        let buf = BufWriter::with_capacity(BUF_BYTES, sink);
+        self.path = path.clone();
+        self.opened_at = Instant::now();
+        let w = match self.format {
+            Format::Pcapng => PcapngWriter::new(buf, &SectionDesc::default()).map(Writer::Ng),
+            Format::Pcap => PcapWriter::new(
+                buf,
+                PcapHeader {
+                    linktype: self.ifs[0].linktype,
+                    snaplen: self.snaplen,
+                    resolution: TsResolution::Nanos,
+                },
+            )
+            .map(Writer::Pcap),
+        };
+        self.w = Some(w.map_err(|e| self.failed_early(e))?);
+        if let Some(Writer::Ng(w)) = self.w.as_mut() {
+            for m in &self.ifs {
+                let r = w.add_interface(&InterfaceDesc {
+                    name: m.name.clone(),
+                    description: Some(m.description.clone()),
+                    linktype: m.linktype,
+                    snaplen: self.snaplen,
+                    tsresol_nanos: true,
+                });
+                if let Err(e) = r {
+                    return Err(self.fail(e));
+                }
+            }
+        }
+        self.flush()?;
+        if let Some(p) = path {
+            self.kept.push_back(p);
+            if let Some(keep) = self.keep {
+                while self.kept.len() > keep as usize {
+                    if let Some(old) = self.kept.pop_front() {
+                        std::fs::remove_file(&old)
+                            .with_context(|| format!("cannot remove {} (-W)", old.display()))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A failure of the very first write (the file header): nothing valid exists.
+    fn failed_early(&self, e: WriteError) -> anyhow::Error {
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+        self.describe(e, 0)
+    }
+
+    fn describe(&self, e: WriteError, valid: u64) -> anyhow::Error {
+        let what = self
+            .path
+            .as_ref()
+            .map_or("standard output".to_owned(), |p| p.display().to_string());
+        if source_kind(&e) == Some(io::ErrorKind::BrokenPipe) {
+            return anyhow::Error::new(PipeClosed);
+        }
+        match e {
+            WriteError::Io { source, .. } => {
+                let cut = match (&self.path, valid) {
+                    (None, _) => String::new(),
+                    (Some(_), 0) => "; the file was removed (nothing complete was written)".into(),
+                    (Some(_), v) => format!(
+                        "; the file was cut back to {v} bytes, its last complete block, and is a valid capture file"
+                    ),
+                };
+                anyhow::anyhow!("writing {what} failed: {source}{cut}")
+            }
+            e => anyhow::Error::new(e).context(format!("writing {what} failed")),
+        }
+    }
+
+    /// After a write error: cut the file back to its valid length (remove it if nothing
+    /// valid is left) and describe the error.
+    fn fail(&mut self, e: WriteError) -> anyhow::Error {
+        let valid = self.w.as_ref().map_or(0, Writer::valid_len);
+        if let (Some(w), Some(p)) = (self.w.take(), &self.path) {
+            if let Sink::File(f) = w.sink() {
+                if valid == 0 {
+                    let _ = std::fs::remove_file(p);
+                } else {
+                    let _ = f.set_len(valid);
+                }
+            }
+            // Dropping the writer would flush its buffer past the cut; the process is about
+            // to exit, so leak it (and its descriptor) instead.
+            std::mem::forget(w);
+        }
+        self.describe(e, valid)
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let r = match self.w.as_mut() {
+            Some(w) => w.flush(),
+            None => return Ok(()),
+        };
+        r.map_err(|e| self.fail(e))
+    }
+
+    fn rotate_due(&self) -> bool {
+        let Some(w) = &self.w else { return false };
+        self.base.is_some()
+            && (self.rotate_bytes.is_some_and(|b| w.bytes_written() >= b)
+                || self
+                    .rotate_after
+                    .is_some_and(|d| self.opened_at.elapsed() >= d))
+    }
+
+    /// Writes one captured frame of interface `ifc`, its VLAN tag put back.
+    fn frame(&mut self, ifc: usize, f: &Frame<'_>) -> anyhow::Result<()> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        f.copy_with_vlan(&mut buf);
+        let r = self.frame_bytes(
+            ifc,
+            f.timestamp_ns(),
+            f.wire_len(),
+            &buf,
+            f.direction() == Dir::Out,
+        );
+        self.scratch = buf;
+        r
+    }
+
+    /// Statistics blocks (pcapng) and the final flush of the current file.
+    fn close_file(&mut self) -> anyhow::Result<()> {
+        if let Some(Writer::Ng(w)) = self.w.as_mut() {
+            let mut err = None;
+            for (i, st) in self.stats.iter().enumerate() {
+                let r = w.write_interface_stats(
+                    i as u32,
+                    &InterfaceStats {
+                        ifrecv: Some(st.packets),
+                        ifdrop: Some(st.drops),
+                        usrdeliv: Some(self.per_if[i]),
+                        ..Default::default()
+                    },
+                );
+                if let Err(e) = r {
+                    err = Some(e);
+                    break;
+                }
+            }
+            if let Some(e) = err {
+                return Err(self.fail(e));
+            }
+        }
+        self.flush()?;
+        self.w = None;
+        Ok(())
+    }
+}
+
+fn source_kind(e: &WriteError) -> Option<io::ErrorKind> {
+    match e {
+        WriteError::Io { source, .. } => Some(source.kind()),
+        _ => None,
+    }
+}
+
+// --- the capture side --------------------------------------------------------------------
+
+/// What each capture does with its frames.
+trait Consumer {
+    /// Takes one frame; `Ok(true)` asks to stop at once.
+    fn frame(&mut self, f: &Frame<'_>) -> anyhow::Result<bool>;
+    /// The ring block is done; `stats` are the capture's kernel counters now.
+    fn block_done(&mut self, stats: Stats) -> anyhow::Result<()>;
+}
+
+/// Reads `cap` until it is woken and drained, `deadline` passes (then it wakes itself and
+/// drains), or the consumer asks to stop. Returns the final kernel counters.
+fn drive(
+    cap: &mut Capture,
+    deadline: Option<Instant>,
+    c: &mut impl Consumer,
+) -> anyhow::Result<Stats> {
+    loop {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) && !cap.stop_requested() {
+            let _ = cap.waker().wake();
+        }
+        let wait = deadline
+            .map_or(Duration::from_millis(250), |d| {
+                d.saturating_duration_since(now)
+            })
+            .clamp(Duration::from_millis(1), Duration::from_millis(250));
+        let mut stop = false;
+        let mut bytes = None;
+        if let Some(block) = cap.next_block(Some(wait))? {
+            let mut b = 0u64;
+            for f in &block {
+                b += u64::from(f.wire_len());
+                if c.frame(&f)? {
+                    stop = true;
+                    break;
+                }
+            }
+            bytes = Some(b);
+        }
+        let Some(b) = bytes else {
+            if cap.finished() {
+                break;
+            }
+            continue;
+        };
+        cap.add_bytes(b); // for `nsring ls`: one store per block
+        let st = cap.stats()?;
+        c.block_done(st)?;
+        if stop {
+            break;
+        }
+    }
+    Ok(cap.stats()?)
+}
+
+/// Single interface: frames go straight from the ring into the file.
+struct Inline<'a> {
+    out: &'a mut Output,
+    limit: Option<u64>,
+}
+
+impl Consumer for Inline<'_> {
+    fn frame(&mut self, f: &Frame<'_>) -> anyhow::Result<bool> {
+        self.out.frame(0, f)?;
+        Ok(self.limit.is_some_and(|n| self.out.written >= n))
+    }
+
+    fn block_done(&mut self, stats: Stats) -> anyhow::Result<()> {
+        self.out.stats[0] = stats;
+        self.out.flush()
+    }
+}
+
+/// A ring block's frames, copied out for the writer thread.
+#[derive(Debug, Default)]
+struct Batch {
+    data: Vec<u8>,
+    /// (timestamp, wire length, end offset in `data`, outbound). Frames are copied with
+    /// their VLAN tag put back; the writer cuts them to the snaplen.
+    recs: Vec<(u64, u32, u32, bool)>,
+    /// The capture's kernel counters after this block.
+    stats: Stats,
+}
+
+enum Msg {
+    Batch(usize, Batch),
+    Done(usize, anyhow::Result<Stats>),
+}
+
+/// One of several interfaces: frames are batched per ring block and sent to the writer.
+struct Batcher {
+    src: usize,
+    tx: mpsc::SyncSender<Msg>,
+    cur: Batch,
+    scratch: Vec<u8>,
+}
+
+impl Consumer for Batcher {
+    fn frame(&mut self, f: &Frame<'_>) -> anyhow::Result<bool> {
+        f.copy_with_vlan(&mut self.scratch);
+        self.cur.data.extend_from_slice(&self.scratch);
+        self.cur.recs.push((
+            f.timestamp_ns(),
+            f.wire_len(),
+            self.cur.data.len() as u32,
+            f.direction() == Dir::Out,
+        ));
+        Ok(false)
+    }
+
+    fn block_done(&mut self, stats: Stats) -> anyhow::Result<()> {
+        let mut b = std::mem::take(&mut self.cur);
+        b.stats = stats;
+        // the writer is gone (failed): nothing more to do but drain
+        let _ = self.tx.send(Msg::Batch(self.src, b));
+        Ok(())
+    }
+}
+
+impl Output {
+    /// Writes one frame's bytes (cut to the snaplen), rotating first if due.
+    fn frame_bytes(
+        &mut self,
+        ifc: usize,
+        ts: u64,
+        wire_len: u32,
+        data: &[u8],
+        out: bool,
+    ) -> anyhow::Result<()> {
+        if self.rotate_due() {
+            self.close_file()?;
+            self.file_no += 1;
+            self.open_next()?;
+        }
+        let data = &data[..data.len().min(self.snaplen as usize)];
+        let orig = wire_len.max(data.len() as u32);
+        let dir = if out {
+            pcapio::Direction::Outbound
+        } else {
+            pcapio::Direction::Inbound
+        };
+        let r = match self.w.as_mut() {
+            Some(Writer::Ng(w)) => w.write_packet(ifc as u32, ts, orig, data, Some(dir)),
+            Some(Writer::Pcap(w)) => w.write_packet(ts, orig, data),
+            None => return Ok(()),
+        };
+        r.map_err(|e| self.fail(e))?;
+        self.written += 1;
+        self.per_if[ifc] += 1;
+        Ok(())
+    }
+}
+
+fn linktype_of(ns: &NetNs, t: &Target) -> anyhow::Result<LinkType> {
+    let Some(iface) = &t.iface else {
+        // 'any': every interface keeps its own header; Ethernet is by far the common case
+        return Ok(LinkType::ETHERNET);
+    };
+    let link = netns::link::get(ns, iface)?;
+    Ok(match link.link_type {
+        1 | 772 => LinkType::ETHERNET, // ARPHRD_ETHER, ARPHRD_LOOPBACK
+        65534 => LinkType::RAW,        // ARPHRD_NONE (tun)
+        other => anyhow::bail!(
+            "{t} has hardware type {other}, which nsring dump cannot describe in a capture file yet"
+        ),
+    })
+}
+
+fn ns_description(ns: &NetNs) -> String {
+    let name = match ns.spec() {
+        NsSpec::Current if ns.is_initial() => "initial".to_owned(),
+        NsSpec::Current => "current".to_owned(),
+        spec => spec.to_string(),
+    };
+    format!("netns {name} (inode {})", ns.inode())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let c = &args.capture;
+    let targets = c.targets()?;
+    if args.write == "-" && (args.file_size.is_some() || args.file_secs.is_some()) {
+        return Err(crate::usage(
+            "-C and -G rotate files; they cannot be used with -w - (standard output)",
+        ));
+    }
+    if args.file_count.is_some() && args.file_size.is_none() && args.file_secs.is_none() {
+        return Err(crate::usage("-W needs -C or -G"));
+    }
+    let cfgs = targets
+        .iter()
+        .map(|t| c.config(t, DUMP_SNAPLEN, "dump"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    // Open every capture before creating the file: a bad interface leaves nothing behind.
+    let mut caps = Vec::new();
+    let mut metas = Vec::new();
+    for (t, cfg) in targets.iter().zip(&cfgs) {
+        let ns = NetNs::open(&t.ns)?;
+        let linktype = linktype_of(&ns, t)?;
+        caps.push(Capture::open(&ns, cfg)?);
+        metas.push(IfMeta {
+            name: t.iface_name().to_owned(),
+            description: ns_description(&ns),
+            linktype,
+            label: t.to_string(),
+        });
+    }
+    if args.format == Format::Pcap && metas.iter().any(|m| m.linktype != metas[0].linktype) {
+        return Err(crate::usage(
+            "the interfaces have different link types, which a pcap file cannot hold; use --format pcapng",
+        ));
+    }
+    let wakers: Vec<_> = caps.iter().map(Capture::waker).collect();
+    let for_handler = wakers.clone();
+    ctrlc::set_handler(move || {
+        for w in &for_handler {
+            let _ = w.wake();
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+
+    let mut out = Output::new(&args, metas.clone())?;
+    if !args.quiet {
+        eprintln!(
+            "nsring dump: capturing on {}, {}, writing {} to {}",
+            metas
+                .iter()
+                .map(|m| format!("{} ({})", m.label, m.description))
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.describe(&cfgs[0]),
+            match args.format {
+                Format::Pcapng => "pcapng",
+                Format::Pcap => "pcap",
+            },
+            if args.write == "-" {
+                "standard output"
+            } else {
+                &args.write
+            },
+        );
+    }
+    let deadline = c.duration.map(|d| Instant::now() + d);
+
+    let result = if caps.len() == 1 {
+        let mut cap = caps.pop().expect("one capture");
+        let mut c = Inline {
+            out: &mut out,
+            limit: c.limit,
+        };
+        drive(&mut cap, deadline, &mut c).map(|st| {
+            out.stats[0] = st;
+        })
+    } else {
+        many(caps, &wakers, deadline, c.limit, &mut out)
+    };
+    let finish = result.and_then(|()| out.close_file());
+    match finish {
+        Ok(()) => {}
+        Err(e) if e.is::<PipeClosed>() => {}
+        Err(e) => return Err(e),
+    }
+    let drops: u64 = out.stats.iter().map(|s| s.drops).sum();
+    eprintln!(
+        "{} packets captured, {} dropped by kernel",
+        out.written, drops
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Several interfaces: one thread per capture, batches to this thread, which writes.
+fn many(
+    caps: Vec<Capture>,
+    wakers: &[ring::Waker],
+    deadline: Option<Instant>,
+    limit: Option<u64>,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::sync_channel::<Msg>(64);
+    let mut threads = Vec::new();
+    for (src, mut cap) in caps.into_iter().enumerate() {
+        let tx = tx.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut b = Batcher {
+                src,
+                tx: tx.clone(),
+                cur: Batch::default(),
+                scratch: Vec::new(),
+            };
+            let r = drive(&mut cap, None, &mut b);
+            let _ = tx.send(Msg::Done(src, r));
+        }));
+    }
+    drop(tx);
+    let stop_all = || {
+        for w in wakers {
+            let _ = w.wake();
+        }
+    };
+    let mut running = threads.len();
+    let mut result = Ok(());
+    let mut stopped = false;
+    while running > 0 {
+        let wait = deadline.map_or(Duration::from_millis(250), |d| {
+            d.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        });
+        let msg = match rx.recv_timeout(wait) {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) && !stopped {
+                    stopped = true;
+                    stop_all();
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match msg {
+            Msg::Batch(src, b) => {
+                out.stats[src] = b.stats;
+                if result.is_err() || limit.is_some_and(|n| out.written >= n) {
+                    continue;
+                }
+                let mut start = 0usize;
+                for &(ts, wire, end, outbound) in &b.recs {
+                    if limit.is_some_and(|n| out.written >= n) {
+                        break;
+                    }
+                    let r = out.frame_bytes(src, ts, wire, &b.data[start..end as usize], outbound);
+                    start = end as usize;
+                    if let Err(e) = r {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                if result.is_ok() {
+                    result = out.flush();
+                }
+                if (result.is_err() || limit.is_some_and(|n| out.written >= n)) && !stopped {
+                    stopped = true;
+                    stop_all();
+                }
+            }
+            Msg::Done(src, r) => {
+                running -= 1;
+                match r {
+                    Ok(st) => out.stats[src] = st,
+                    Err(e) => {
+                        if result.is_ok() {
+                            result = Err(e);
+                        }
+                        if !stopped {
+                            stopped = true;
+                            stop_all();
+                        }
+                    }
+                }
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) && !stopped {
+            stopped = true;
+            stop_all();
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    result
+}

@@ -1,0 +1,796 @@
+//! `nsring ls`: PF_RING's `/proc/net/pf_ring` for any namespace, done in user space: a
+//! summary (`info`), the interfaces (`dev`), and every packet socket (`sockets`): nsring's
+//! own with their records' live counters, and everyone else's from the kernel
+//! (packet_diag) with their owners.
+//!
+//! Exit status: 0 when the view was printed, even if some record was corrupt (a warning on
+//! stderr names it); 2 when the namespace, interface or record asked for does not exist;
+//! 1 when a namespace could not be read at all.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use netns::{NetNs, NsSpec};
+use registry::record::{self, RunDir};
+use registry::view::{Device, NamespaceView, NsId, SocketEntry};
+use serde_json::json;
+
+use crate::out::{Out, json_line};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = false,
+    after_help = "\
+Examples:
+  nsring ls                               summary, interfaces and sockets of this namespace
+  nsring ls sockets --netns ns0           every packet socket of ns0 (tcpdump's too)
+  nsring ls sockets 4242-eth1.0           one record, PF_RING style (or a socket inode)
+  nsring ls dev eth1 --netns ns0          one interface, PF_RING style
+  nsring ls --all-netns --json            every namespace, named and anonymous, as JSON
+  nsring ls sockets --watch               refresh once a second (Ctrl-C stops)
+
+nsring's own sockets are recorded under /run/nsring/<netns-inode>/<pid>-<ifname>.<id>;
+records whose owner is gone are removed by the next 'ls'. A corrupt record is named on
+stderr and the rest is shown (exit 0); a namespace, interface or record that does not
+exist is an error (exit 2)."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: Option<What>,
+    /// The namespace to show (NAME, /proc/PID/ns/net or pid:PID); default: the current one.
+    #[arg(long, short = 'n', value_name = "NS", global = true)]
+    pub netns: Option<NsSpec>,
+    /// Every network namespace: named ones, and anonymous ones held by a process or a mount.
+    #[arg(long, global = true)]
+    pub all_netns: bool,
+    /// One JSON object per namespace (per refresh with --watch), one per line.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Refresh once a second until Ctrl-C.
+    #[arg(long, short = 'w', global = true)]
+    pub watch: bool,
+    /// With --watch: stop after N refreshes.
+    #[arg(long, value_name = "N", global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// With --watch: seconds between refreshes.
+    #[arg(long, value_name = "SECS", global = true, default_value = "1", value_parser = crate::cmd::count::parse_secs)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum What {
+    /// The interfaces of the namespace (PF_RING's /proc/net/pf_ring/dev/).
+    Dev {
+        /// One interface, as a `Key : Value` block.
+        iface: Option<String>,
+    },
+    /// Every packet socket of the namespace: nsring's with live counters, others with owners.
+    Sockets {
+        /// One socket, as a `Key : Value` block: a record name (`4242-eth1.0`) or a socket
+        /// inode.
+        record: Option<String>,
+    },
+}
+
+/// What went wrong while printing, for the exit status.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Something named on the command line does not exist.
+    missing: bool,
+    /// A namespace could not be read.
+    failed: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.all_netns && args.netns.is_some() {
+        return Err(crate::usage("--netns and --all-netns exclude each other"));
+    }
+    if args.count.is_some() && !args.watch {
+        return Err(crate::usage("--count needs --watch"));
+    }
+    if let Some(What::Dev { iface: Some(i) }) = &args.what {
+        netns::link::validate_ifname(i)?;
+    }
+    // A missing namespace is an error before anything is printed.
+    if !args.all_netns {
+        NetNs::open(args.netns.as_ref().unwrap_or(&NsSpec::Current))?;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    if args.watch {
+        let s = Arc::clone(&stop);
+        ctrlc::set_handler(move || s.store(true, Ordering::Relaxed))
+            .context("cannot install the Ctrl-C handler")?;
+    }
+    let run = RunDir::new();
+    let mut out = Out::new();
+    let clear = args.watch && !args.json && std::io::stdout().is_terminal();
+    let mut outcome;
+    let mut rounds = 0u64;
+    loop {
+        let started = Instant::now();
+        if clear {
+            write!(out, "\x1b[H\x1b[2J")?;
+        } else if args.watch && rounds > 0 && !args.json {
+            writeln!(out)?;
+        }
+        outcome = refresh(&args, &run, &mut out)?;
+        out.flush()?;
+        rounds += 1;
+        if !args.watch || args.count.is_some_and(|n| rounds >= n) {
+            break;
+        }
+        while started.elapsed() < args.interval && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(args.interval));
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(if outcome.missing {
+        ExitCode::from(2)
+    } else if outcome.failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The namespaces to show, each opened, with a label.
+fn targets(args: &Args) -> anyhow::Result<Vec<(String, NetNs)>> {
+    if !args.all_netns {
+        let spec = args.netns.clone().unwrap_or(NsSpec::Current);
+        let ns = NetNs::open(&spec)?;
+        let label = match &spec {
+            NsSpec::Current => {
+                let names = netns::identify(std::process::id()).unwrap_or_default();
+                match (names.is_empty(), ns.is_initial()) {
+                    (false, _) => names.join(","),
+                    (true, true) => "(initial)".into(),
+                    (true, false) => "(current)".into(),
+                }
+            }
+            spec => spec.to_string(),
+        };
+        return Ok(vec![(label, ns)]);
+    }
+    let mut found = Vec::new();
+    for info in netns::list_all()? {
+        let mut specs: Vec<NsSpec> = info.names.iter().cloned().map(NsSpec::Name).collect();
+        specs.extend(info.mounts.iter().cloned().map(NsSpec::Path));
+        specs.extend(info.holders.iter().map(|h| match h.tid {
+            Some(tid) => NsSpec::Path(format!("/proc/{}/task/{tid}/ns/net", h.pid).into()),
+            None => NsSpec::Pid(h.pid),
+        }));
+        let Some(ns) = specs.iter().find_map(|s| NetNs::open(s).ok()) else {
+            continue; // gone since it was found
+        };
+        if ns.inode() != info.inode {
+            continue; // the process moved on; it will be found under its new namespace
+        }
+        let label = if !info.names.is_empty() {
+            info.names.join(",")
+        } else if info.initial {
+            "(initial)".into()
+        } else if let Some(h) = info.holders.first() {
+            format!("pid:{}", h.pid)
+        } else if let Some(m) = info.mounts.first() {
+            m.display().to_string()
+        } else {
+            format!("inode {}", info.inode)
+        };
+        found.push((label, ns));
+    }
+    Ok(found)
+}
+
+/// One refresh: every namespace's view, printed.
+fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> {
+    let mut outcome = Outcome::default();
+    let targets = targets(args)?;
+    // Records of namespaces that no longer exist go away (best effort: needs root).
+    let mut orphans = Vec::new();
+    if let Ok(all) = netns::list_all() {
+        let alive: BTreeSet<u64> = all.iter().map(|i| i.inode).collect();
+        if let Ok(report) = run.sweep(&alive) {
+            orphans = report.orphans;
+        }
+    }
+    let mut views = Vec::new();
+    for (label, ns) in &targets {
+        match registry::namespace_view(ns, label, run) {
+            Ok(v) => views.push(v),
+            Err(e) => {
+                eprintln!("nsring: error: {}", chain(&e));
+                outcome.failed = true;
+            }
+        }
+    }
+    if args.all_netns {
+        for inode in orphans {
+            if views.iter().any(|v| v.namespace.inode == inode) {
+                continue;
+            }
+            views.push(orphan_view(run, inode));
+        }
+    }
+    for v in &views {
+        for p in &v.problems {
+            eprintln!("nsring: warning: namespace {}: {p}", v.namespace.label);
+        }
+    }
+
+    let multi = views.len() > 1 || args.all_netns;
+    match &args.what {
+        Some(What::Sockets { record: Some(key) }) => {
+            let mut hits = 0;
+            for v in &views {
+                if let Some(s) = v.find_socket(key) {
+                    hits += 1;
+                    if args.json {
+                        json_line(out, &json!({"namespace": v.namespace, "socket": s}))?;
+                    } else {
+                        if multi {
+                            heading(out, &v.namespace)?;
+                        }
+                        out.write_all(socket_info(s, &v.namespace).as_bytes())?;
+                    }
+                }
+            }
+            if hits == 0 {
+                let ns = views
+                    .first()
+                    .map_or("?".into(), |v| v.namespace.label.clone());
+                eprintln!(
+                    "nsring: error: no socket record or socket inode '{key}' in {} (see 'nsring ls sockets{}')",
+                    if args.all_netns {
+                        "any namespace".to_owned()
+                    } else {
+                        format!("namespace {ns}")
+                    },
+                    ns_flag(args)
+                );
+                outcome.missing = true;
+            }
+        }
+        Some(What::Dev { iface: Some(name) }) => {
+            let mut hits = 0;
+            for v in &views {
+                if let Some(d) = v.find_device(name) {
+                    hits += 1;
+                    if args.json {
+                        json_line(out, &json!({"namespace": v.namespace, "device": d}))?;
+                    } else {
+                        if multi {
+                            heading(out, &v.namespace)?;
+                        }
+                        out.write_all(device_info(d, &v.namespace).as_bytes())?;
+                    }
+                }
+            }
+            if hits == 0 {
+                let ns = views
+                    .first()
+                    .map_or("?".into(), |v| v.namespace.label.clone());
+                eprintln!(
+                    "nsring: error: no interface '{name}' in {} (see 'nsring ls dev{}')",
+                    if args.all_netns {
+                        "any namespace".to_owned()
+                    } else {
+                        format!("namespace {ns}")
+                    },
+                    ns_flag(args)
+                );
+                outcome.missing = true;
+            }
+        }
+        Some(What::Dev { iface: None }) => {
+            for v in &views {
+                if args.json {
+                    json_line(
+                        out,
+                        &json!({"namespace": v.namespace, "devices": v.devices}),
+                    )?;
+                } else {
+                    if multi {
+                        heading(out, &v.namespace)?;
+                    }
+                    out.write_all(devices_table(&v.devices).as_bytes())?;
+                }
+            }
+        }
+        Some(What::Sockets { record: None }) => {
+            for v in &views {
+                if args.json {
+                    json_line(
+                        out,
+                        &json!({"namespace": v.namespace, "sockets": v.sockets}),
+                    )?;
+                } else {
+                    if multi {
+                        heading(out, &v.namespace)?;
+                    }
+                    out.write_all(sockets_table(&v.sockets).as_bytes())?;
+                }
+            }
+        }
+        None => {
+            for v in &views {
+                if args.json {
+                    json_line(
+                        out,
+                        &json!({
+                            "namespace": v.namespace,
+                            "version": env!("CARGO_PKG_VERSION"),
+                            "backend": "tpacket_v3",
+                            "ring_defaults": ring::RingGeometry::default(),
+                            "nsring_sockets": v.ours(),
+                            "packet_sockets": v.kernel_sockets,
+                            "devices": v.devices,
+                            "sockets": v.sockets,
+                            "problems": v.problems,
+                        }),
+                    )?;
+                } else {
+                    if multi {
+                        heading(out, &v.namespace)?;
+                    }
+                    out.write_all(summary(v).as_bytes())?;
+                    writeln!(out, "\nDevices")?;
+                    out.write_all(devices_table(&v.devices).as_bytes())?;
+                    writeln!(out, "\nSockets")?;
+                    out.write_all(sockets_table(&v.sockets).as_bytes())?;
+                }
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+fn ns_flag(args: &Args) -> String {
+    match &args.netns {
+        Some(ns) => format!(" --netns {ns}"),
+        None if args.all_netns => " --all-netns".into(),
+        None => String::new(),
+    }
+}
+
+/// The records of a namespace that nothing names any more but that its sockets keep alive:
+/// no kernel view (it cannot be entered), only what the records say.
+fn orphan_view(run: &RunDir, inode: u64) -> NamespaceView {
+    let scan = run.scan(inode, None).unwrap_or_default();
+    let sockets: Vec<SocketEntry> = scan
+        .records
+        .into_iter()
+        .map(|r| SocketEntry {
+            inode: r.header.socket_inode,
+            ours: true,
+            record: Some(r),
+            kernel: None,
+        })
+        .collect();
+    NamespaceView {
+        namespace: NsId {
+            label: format!("inode {inode} (unnamed, kept alive by its sockets)"),
+            inode,
+            cookie: None,
+            initial: false,
+        },
+        devices: Vec::new(),
+        sockets,
+        kernel_sockets: None,
+        problems: scan.problems.iter().map(ToString::to_string).collect(),
+        removed_stale: scan.removed,
+    }
+}
+
+fn heading(out: &mut Out, ns: &NsId) -> std::io::Result<()> {
+    writeln!(out, "== namespace {} (inode {}) ==", ns.label, ns.inode)
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let _ = write!(s, ": {c}");
+        cur = c.source();
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// Formatting
+// ---------------------------------------------------------------------------------------
+
+/// `Key : Value` lines with the keys padded like PF_RING's /proc files.
+fn kv(lines: &[(&str, String)]) -> String {
+    let mut s = String::new();
+    for (k, v) in lines {
+        let _ = writeln!(s, "{k:<22} : {v}");
+    }
+    s
+}
+
+/// A table: left-aligned columns, except those whose header starts with '>' (numbers).
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let right: Vec<bool> = headers.iter().map(|h| h.starts_with('>')).collect();
+    let names: Vec<&str> = headers.iter().map(|h| h.trim_start_matches('>')).collect();
+    let mut width: Vec<usize> = names.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            width[i] = width[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            let pad = width[i] - c.chars().count();
+            if right[i] {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                if i + 1 < cells.len() {
+                    s.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut s = line(&names);
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        s.push_str(&line(&cells));
+    }
+    s
+}
+
+fn summary(v: &NamespaceView) -> String {
+    let g = ring::RingGeometry::default();
+    kv(&[
+        ("Namespace", ns_text(&v.namespace)),
+        ("Version", format!("nsring {}", env!("CARGO_PKG_VERSION"))),
+        ("Backend", "tpacket_v3 (AF_PACKET, no kernel module)".into()),
+        (
+            "Ring defaults",
+            format!(
+                "{} blocks x {} KiB = {} MiB, block timeout {} ms",
+                g.block_count,
+                g.block_size >> 10,
+                g.total_bytes() >> 20,
+                g.block_timeout_ms
+            ),
+        ),
+        ("nsring sockets", v.ours().to_string()),
+        (
+            "Packet sockets",
+            v.kernel_sockets
+                .map_or("? (packet_diag unavailable)".into(), |n| n.to_string()),
+        ),
+        ("Interfaces", v.devices.len().to_string()),
+    ])
+}
+
+fn ns_text(ns: &NsId) -> String {
+    let mut s = format!("{} (inode {}", ns.label, ns.inode);
+    if let Some(c) = ns.cookie {
+        let _ = write!(s, ", cookie {c}");
+    }
+    s.push(')');
+    s
+}
+
+fn kind_name(l: &netns::link::Link) -> &str {
+    crate::cmd::devs::kind_name(l)
+}
+
+fn state(l: &netns::link::Link) -> &str {
+    if l.admin_up { &l.oper_state } else { "down" }
+}
+
+fn devices_table(devs: &[Device]) -> String {
+    let rows: Vec<Vec<String>> = devs
+        .iter()
+        .map(|d| {
+            let l = &d.link;
+            vec![
+                l.name.clone(),
+                l.index.to_string(),
+                l.mac.clone().unwrap_or_else(|| "-".into()),
+                kind_name(l).to_owned(),
+                state(l).to_owned(),
+                l.promiscuity.to_string(),
+                format!("{}/{}", l.num_rx_queues, l.num_tx_queues),
+                d.sockets.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME", ">INDEX", "MAC", "TYPE", "STATE", ">PROMISC", ">RX/TX Q", ">SOCKETS",
+        ],
+        &rows,
+    )
+}
+
+fn device_info(d: &Device, ns: &NsId) -> String {
+    let l = &d.link;
+    let mut lines = vec![
+        ("Name", l.name.clone()),
+        ("Index", l.index.to_string()),
+        ("Address", l.mac.clone().unwrap_or_else(|| "-".into())),
+        ("Type", kind_name(l).to_owned()),
+        ("Link Type", format!("{} (ARPHRD)", l.link_type)),
+        ("State", state(l).to_owned()),
+        ("MTU", l.mtu.to_string()),
+        ("Promiscuity", l.promiscuity.to_string()),
+        ("RX Queues", l.num_rx_queues.to_string()),
+        ("TX Queues", l.num_tx_queues.to_string()),
+        ("# Bound Sockets", d.sockets.to_string()),
+        ("Namespace", ns_text(ns)),
+    ];
+    if let Some(p) = &l.peer {
+        let name = p.name.clone().unwrap_or_else(|| format!("if#{}", p.index));
+        let ns = p.netns.clone().unwrap_or_else(|| match p.netns_id {
+            Some(id) => format!("netns id {id}"),
+            None => "same namespace".into(),
+        });
+        lines.push(("Peer", format!("{name} in {ns}")));
+    }
+    if let Some(m) = l.master {
+        lines.push(("Master", format!("if#{m}")));
+    }
+    kv(&lines)
+}
+
+fn count(n: u64) -> String {
+    n.to_string()
+}
+
+fn sockets_table(socks: &[SocketEntry]) -> String {
+    let rows: Vec<Vec<String>> = socks
+        .iter()
+        .map(|s| {
+            let (mode, filter, packets, bytes, drops, name) = match &s.record {
+                Some(r) => (
+                    r.info.direction.clone(),
+                    r.info.filter.clone().unwrap_or_else(|| "-".into()),
+                    count(r.counters.packets),
+                    count(r.counters.bytes),
+                    count(r.counters.drops),
+                    r.name.clone(),
+                ),
+                None => (
+                    "-".into(),
+                    s.kernel
+                        .as_ref()
+                        .map_or("-".into(), |k| k.filter.to_string()),
+                    "-".into(),
+                    "-".into(),
+                    s.kernel
+                        .as_ref()
+                        .and_then(|k| k.memory.and_then(|m| m.drops))
+                        .map_or("-".into(), |d| d.to_string()),
+                    "-".into(),
+                ),
+            };
+            let ring = match (&s.record, &s.kernel) {
+                (Some(r), _) if r.info.ring.is_some() => {
+                    let g = r.info.ring.expect("checked");
+                    format!("{}x{}K", g.block_count, g.block_size >> 10)
+                }
+                (_, Some(k)) => match (&k.version, &k.rx_ring) {
+                    (Some(v), Some(rr)) => format!("{v} {}x{}K", rr.block_nr, rr.block_size >> 10),
+                    (Some(v), None) => v.to_string(),
+                    _ => "-".into(),
+                },
+                _ => "-".into(),
+            };
+            let cluster = match (&s.record, &s.kernel) {
+                (Some(r), _) => r
+                    .info
+                    .cluster
+                    .as_ref()
+                    .map_or("-".into(), |c| format!("{}/{}", c.id, c.kind)),
+                (None, Some(k)) => k
+                    .fanout
+                    .map_or("-".into(), |f| format!("{}/{}", f.id, f.kind)),
+                _ => "-".into(),
+            };
+            vec![
+                s.inode.to_string(),
+                if s.ours { "nsring" } else { "other" }.into(),
+                s.owner_text(),
+                s.ifname(),
+                mode,
+                ring,
+                cluster,
+                shorten(&filter, 32),
+                packets,
+                bytes,
+                drops,
+                name,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            ">INODE", "KIND", "OWNER", "IFACE", "DIR", "RING", "CLUSTER", "FILTER", ">PACKETS",
+            ">BYTES", ">DROPS", "RECORD",
+        ],
+        &rows,
+    )
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// "12.3 s ago" from a Unix time in ns.
+fn ago(unix_ns: u64) -> String {
+    let now = record::unix_ns_now();
+    if unix_ns == 0 {
+        return "-".into();
+    }
+    let secs = now.saturating_sub(unix_ns) as f64 / 1e9;
+    format!(
+        "{}.{:03} ({secs:.1} s ago)",
+        unix_ns / 1_000_000_000,
+        (unix_ns / 1_000_000) % 1000
+    )
+}
+
+fn socket_info(s: &SocketEntry, ns: &NsId) -> String {
+    let mut lines: Vec<(&str, String)> = Vec::new();
+    if let Some(r) = &s.record {
+        let i = &r.info;
+        lines.extend([
+            ("Record", r.name.clone()),
+            ("Bound Device(s)", s.ifname()),
+            ("Active", "1".into()),
+            ("Appl. Name", i.app_name.clone()),
+            ("PID", r.header.pid.to_string()),
+            ("Socket Mode", i.mode.to_string()),
+            ("Capture Direction", i.direction.clone()),
+            ("Snaplen", i.snaplen.to_string()),
+            (
+                "Promiscuous",
+                if i.promiscuous { "yes" } else { "no" }.into(),
+            ),
+            (
+                "BPF Filter",
+                i.filter.clone().unwrap_or_else(|| "none".into()),
+            ),
+            (
+                "Cluster",
+                i.cluster
+                    .as_ref()
+                    .map_or("none".into(), |c| format!("{} ({})", c.id, c.kind)),
+            ),
+            ("Backend", i.backend.clone()),
+        ]);
+        if let Some(g) = i.ring {
+            lines.push((
+                "Ring",
+                format!(
+                    "{} blocks x {} KiB, frame {}, block timeout {} ms",
+                    g.block_count,
+                    g.block_size >> 10,
+                    g.frame_size,
+                    g.block_timeout_ms
+                ),
+            ));
+            lines.push(("Tot Memory", g.memory_bytes.to_string()));
+        }
+        let c = &r.counters;
+        lines.extend([
+            ("Start Time", ago(i.started_unix_ns)),
+            ("Tot Packets", c.packets.to_string()),
+            ("Tot Bytes", c.bytes.to_string()),
+            ("Tot Pkt Lost", c.drops.to_string()),
+            ("Ring Freezes", c.freezes.to_string()),
+            ("Kernel Packets", c.kernel_packets.to_string()),
+            ("Blocks", c.blocks.to_string()),
+            ("Last Update", ago(c.updated_unix_ns)),
+            ("Opened As", format!("{} (nsring {})", i.netns, i.version)),
+        ]);
+    }
+    lines.push(("Socket Inode", s.inode.to_string()));
+    if let Some(k) = &s.kernel {
+        if s.record.is_none() {
+            lines.push(("Bound Device(s)", s.ifname()));
+        }
+        lines.extend([
+            ("Owner(s)", k.owners_text()),
+            ("Type", format!("{} protocol {}", k.sock_type, k.protocol)),
+            (
+                "TPACKET",
+                format!(
+                    "{}{}",
+                    k.version.map_or("none".into(), |v| v.to_string()),
+                    if k.running { ", running" } else { "" }
+                ),
+            ),
+            (
+                "RX Ring (kernel)",
+                k.rx_ring.map_or("none".into(), |r| {
+                    format!(
+                        "{} blocks x {} KiB ({} bytes)",
+                        r.block_nr,
+                        r.block_size >> 10,
+                        r.bytes()
+                    )
+                }),
+            ),
+            (
+                "TX Ring (kernel)",
+                k.tx_ring.map_or("none".into(), |r| {
+                    format!(
+                        "{} blocks x {} KiB ({} bytes)",
+                        r.block_nr,
+                        r.block_size >> 10,
+                        r.bytes()
+                    )
+                }),
+            ),
+            (
+                "Fanout (kernel)",
+                k.fanout
+                    .map_or("none".into(), |f| format!("{} ({})", f.id, f.kind)),
+            ),
+            ("Filter (kernel)", k.filter.to_string()),
+            ("UID", k.uid.map_or("?".into(), |u| u.to_string())),
+            (
+                "Socket Drops",
+                k.memory
+                    .and_then(|m| m.drops)
+                    .map_or("?".into(), |d| d.to_string()),
+            ),
+        ]);
+    }
+    lines.push(("Namespace", ns_text(ns)));
+    kv(&lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            &["NAME", ">N"],
+            &[
+                vec!["a".into(), "1".into()],
+                vec!["long".into(), "100".into()],
+            ],
+        );
+        assert_eq!(t, "NAME    N\na       1\nlong  100\n");
+    }
+
+    #[test]
+    fn key_value_blocks() {
+        assert_eq!(
+            kv(&[("Tot Packets", "5".into())]),
+            "Tot Packets            : 5\n"
+        );
+        assert_eq!(shorten("abcdef", 4), "abc…");
+        assert_eq!(shorten("abc", 4), "abc");
+    }
+}

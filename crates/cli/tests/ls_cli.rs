@@ -1,0 +1,549 @@
+//! `nsring ls` end to end (root): captures started in lab namespaces show in their
+//! namespace's view (and only there) with live counters; tcpdump's socket shows with its
+//! owner; records of killed captures and deleted namespaces go away; interfaces follow
+//! `link set netns`; corrupt records are named and the rest is printed.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use netns::NetNs;
+use netns::lab::Lab;
+use ring::{Capture, CaptureConfig, RingGeometry, Sender};
+use serde_json::Value;
+
+const NSRING: &str = env!("CARGO_BIN_EXE_nsring");
+
+/// Two namespaces `a` and `b` joined by `eth1` -- `eth1`.
+fn pair(tag: &str) -> (Lab, NetNs, NetNs) {
+    let mut lab = Lab::new(tag);
+    let a = lab.netns("a");
+    let b = lab.netns("b");
+    lab.veth("a", "eth1", "b", "eth1");
+    (lab, a, b)
+}
+
+/// A 100-byte Ethernet frame (locally administered MACs, an unassigned EtherType).
+fn frame(i: u8) -> Vec<u8> {
+    let mut f = vec![
+        0x02, 0x6e, 0x73, 0x72, 0x74, 0x02, 0x02, 0x6e, 0x73, 0x72, 0x74, 0x01,
+    ];
+    f.extend_from_slice(&[0x88, 0xb5]);
+    f.resize(100, i);
+    f
+}
+
+fn send(ns: &NetNs, n: u8) {
+    let s = Sender::open(ns, "eth1").unwrap();
+    for i in 0..n {
+        s.send(&frame(i)).unwrap();
+    }
+}
+
+/// A running child with its stderr lines collected; killed on drop.
+struct Running {
+    child: Child,
+    _lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(mut cmd: Command, ready: &str) -> Running {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("{cmd:?} never said '{ready}'"));
+        if line.contains(ready) {
+            break;
+        }
+    }
+    Running { child, _lines: rx }
+}
+
+/// `nsring count` on `target` (`NS/eth1`), from the initial namespace, bounded in time.
+fn count_from_here(target: &str, extra: &[&str]) -> Running {
+    let mut cmd = Command::new(NSRING);
+    cmd.args([
+        "count",
+        "-i",
+        target,
+        "--duration",
+        "60",
+        "--interval",
+        "3600",
+        "--block-timeout-ms",
+        "10",
+    ])
+    .args(extra);
+    start(cmd, "capturing on")
+}
+
+/// `nsring count -i eth1` run inside namespace `ns` (`ip netns exec` keeps the PID).
+fn count_inside(ns: &str, extra: &[&str]) -> Running {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, NSRING])
+        .args([
+            "count",
+            "-i",
+            "eth1",
+            "--duration",
+            "60",
+            "--interval",
+            "3600",
+            "--block-timeout-ms",
+            "10",
+        ])
+        .args(extra);
+    start(cmd, "capturing on")
+}
+
+fn nsring(args: &[&str]) -> Output {
+    Command::new(NSRING).args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = nsring(args);
+    assert!(
+        o.status.success(),
+        "nsring {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The JSON objects `nsring ls ... --json` prints, one per line.
+fn json(args: &[&str]) -> Vec<Value> {
+    let mut a = args.to_vec();
+    a.push("--json");
+    ok(&a)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The sockets of one namespace's view.
+fn sockets(ns: &str) -> Vec<Value> {
+    let v = json(&["ls", "sockets", "--netns", ns]);
+    assert_eq!(v.len(), 1);
+    v[0]["sockets"].as_array().unwrap().clone()
+}
+
+/// Our record of process `pid` in a list of sockets.
+fn record_of(socks: &[Value], pid: u32) -> Option<Value> {
+    socks
+        .iter()
+        .find(|s| s["record"]["header"]["pid"] == pid)
+        .map(|s| s["record"].clone())
+}
+
+/// Polls until `f` is true (bounded).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_capture_shows_in_its_namespace_only_with_growing_counters() {
+    let (lab, _a, b) = pair("lsview");
+    let na = lab.ns_name("a");
+    let nb = lab.ns_name("b");
+    let inside = count_inside(&na, &["-f", "ether proto 0x88b5"]);
+    let outside = count_from_here(&format!("{na}/eth1"), &["--app-name", "from-init"]);
+
+    let socks = sockets(&na);
+    let r_in = record_of(&socks, inside.pid()).expect("the capture inside a shows in a");
+    let r_out =
+        record_of(&socks, outside.pid()).expect("the capture from the initial ns shows in a");
+    assert_eq!(r_in["info"]["interfaces"][0], "eth1");
+    assert_eq!(r_in["info"]["filter"], "ether proto 0x88b5");
+    assert_eq!(r_in["info"]["app_name"], "nsring-count");
+    assert_eq!(r_out["info"]["app_name"], "from-init");
+    assert_eq!(r_in["info"]["backend"], "tpacket_v3");
+    assert!(
+        r_in["name"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}-eth1.", inside.pid()))
+    );
+    assert_eq!(r_in["counters"]["packets"], 0);
+
+    send(&b, 10);
+    eventually("counters to grow", || {
+        let socks = sockets(&na);
+        [inside.pid(), outside.pid()]
+            .iter()
+            .all(|&p| record_of(&socks, p).is_some_and(|r| r["counters"]["packets"] == 10))
+    });
+    let socks = sockets(&na);
+    assert_eq!(
+        record_of(&socks, inside.pid()).unwrap()["counters"]["bytes"],
+        1000
+    );
+
+    // the text view: PID, interface, filter
+    let text = ok(&["ls", "sockets", "--netns", &na]);
+    assert!(
+        text.contains(&format!("nsring-count[{}]", inside.pid())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("from-init[{}]", outside.pid())),
+        "{text}"
+    );
+    assert!(text.contains("ether proto 0x88b5"), "{text}");
+    let name = r_in["name"].as_str().unwrap();
+    let one = ok(&["ls", "sockets", name, "--netns", &na]);
+    assert!(one.contains("Bound Device(s)        : eth1"), "{one}");
+    assert!(
+        one.contains(&format!("PID                    : {}", inside.pid())),
+        "{one}"
+    );
+    assert!(one.contains("Tot Packets            : 10"), "{one}");
+    assert!(
+        one.contains("BPF Filter             : ether proto 0x88b5"),
+        "{one}"
+    );
+
+    // not in b's view, not in the initial namespace's
+    assert!(record_of(&sockets(&nb), inside.pid()).is_none());
+    let here = json(&["ls", "sockets"]);
+    let here = here[0]["sockets"].as_array().unwrap();
+    assert!(record_of(here, inside.pid()).is_none());
+    assert!(record_of(here, outside.pid()).is_none());
+
+    // --all-netns finds it under a's name
+    let all = json(&["ls", "sockets", "--all-netns"]);
+    let in_a: Vec<&Value> = all
+        .iter()
+        .filter(|v| record_of(v["sockets"].as_array().unwrap(), inside.pid()).is_some())
+        .collect();
+    assert_eq!(in_a.len(), 1);
+    assert_eq!(in_a[0]["namespace"]["label"], na.as_str());
+
+    // the devices view counts the sockets bound to eth1
+    let devs = json(&["ls", "dev", "--netns", &na]);
+    let eth1 = devs[0]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "eth1")
+        .unwrap()
+        .clone();
+    assert_eq!(eth1["sockets"], 2);
+    let devs_b = json(&["ls", "dev", "eth1", "--netns", &nb]);
+    assert_eq!(
+        devs_b[0]["device"]["sockets"], 0,
+        "b's eth1 is another interface"
+    );
+}
+
+#[test]
+fn tcpdump_shows_as_a_foreign_socket_with_its_owner() {
+    let (lab, _a, _b) = pair("lstcpdump");
+    let na = lab.ns_name("a");
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        &na,
+        "tcpdump",
+        "-n",
+        "-i",
+        "eth1",
+        "-w",
+        "/dev/null",
+    ]);
+    let td = start(cmd, "listening on");
+    let socks = sockets(&na);
+    let theirs = socks
+        .iter()
+        .find(|s| {
+            s["kernel"]["owners"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|o| o["pid"] == td.pid()))
+        })
+        .expect("tcpdump's socket");
+    assert_eq!(theirs["ours"], false);
+    assert_eq!(theirs["kernel"]["ifname"], "eth1");
+    let text = ok(&["ls", "sockets", "--netns", &na]);
+    assert!(text.contains(&format!("tcpdump[{}]", td.pid())), "{text}");
+    let inode = theirs["inode"].to_string();
+    let one = ok(&["ls", "sockets", &inode, "--netns", &na]);
+    assert!(
+        one.contains(&format!("Owner(s)               : tcpdump[{}]", td.pid())),
+        "{one}"
+    );
+}
+
+#[test]
+fn records_of_killed_captures_and_deleted_namespaces_go_away() {
+    let (lab, a, b) = pair("lsstale");
+    let na = lab.ns_name("a");
+    let nb = lab.ns_name("b");
+    let mut victim = count_inside(&na, &[]);
+    let name = record_of(&sockets(&na), victim.pid()).unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = format!("/run/nsring/{}/{name}", a.inode());
+    assert!(std::path::Path::new(&file).exists());
+    victim.child.kill().unwrap(); // SIGKILL: no clean-up of its own
+    victim.child.wait().unwrap();
+    assert!(
+        std::path::Path::new(&file).exists(),
+        "the stale file is left behind"
+    );
+    assert!(record_of(&sockets(&na), victim.pid()).is_none());
+    assert!(!std::path::Path::new(&file).exists(), "ls removed it");
+
+    // a capture killed in b, then b deleted: its directory goes at the next ls
+    let mut in_b = count_inside(&nb, &[]);
+    assert!(record_of(&sockets(&nb), in_b.pid()).is_some());
+    in_b.child.kill().unwrap();
+    in_b.child.wait().unwrap();
+    let dir_b = format!("/run/nsring/{}", b.inode());
+    assert!(std::path::Path::new(&dir_b).exists());
+    netns::del(&nb).unwrap();
+    ok(&["ls", "sockets", "--all-netns"]);
+    assert!(
+        !std::path::Path::new(&dir_b).exists(),
+        "the deleted namespace's records are gone"
+    );
+}
+
+#[test]
+fn counters_match_the_captures_own_statistics() {
+    let (lab, a, b) = pair("lsexact");
+    let na = lab.ns_name("a");
+    let cfg = CaptureConfig::new("eth1")
+        .snaplen(64)
+        .app_name("exact-test")
+        .ring(RingGeometry {
+            block_size: 1 << 16,
+            block_count: 4,
+            block_timeout_ms: 10,
+            ..RingGeometry::default()
+        });
+    let mut cap = Capture::open(&a, &cfg).unwrap();
+    assert!(cap.record_error().is_none(), "{:?}", cap.record_error());
+    let name = cap.record().unwrap().name().to_owned();
+    send(&b, 25);
+    let (mut packets, mut bytes) = (0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while packets < 25 && Instant::now() < deadline {
+        let mut block_bytes = 0;
+        if let Some(block) = cap.next_block(Some(Duration::from_millis(100))).unwrap() {
+            for f in &block {
+                packets += 1;
+                block_bytes += u64::from(f.wire_len());
+            }
+        }
+        bytes += block_bytes;
+        cap.add_bytes(block_bytes);
+    }
+    let stats = cap.stats().unwrap();
+    assert_eq!(packets, 25);
+    let v = json(&["ls", "sockets", &name, "--netns", &na]);
+    let c = &v[0]["socket"]["record"]["counters"];
+    assert_eq!(c["packets"], packets);
+    assert_eq!(c["bytes"], bytes);
+    assert_eq!(c["kernel_packets"], stats.packets);
+    assert_eq!(c["drops"], stats.drops);
+    assert_eq!(c["freezes"], stats.freezes);
+    assert_eq!(
+        v[0]["socket"]["record"]["info"]["ring"]["block_size"],
+        1 << 16
+    );
+    assert_eq!(v[0]["socket"]["kernel"]["rx_ring"]["block_size"], 1 << 16);
+    drop(cap);
+    assert!(
+        sockets(&na).iter().all(|s| s["ours"] == false),
+        "dropped: gone"
+    );
+
+    // and with registration off, nothing is recorded
+    let cap = Capture::open(&a, &cfg.clone().register(false)).unwrap();
+    assert!(cap.record().is_none());
+    let socks = sockets(&na);
+    assert_eq!(socks.len(), 1);
+    assert_eq!(socks[0]["ours"], false, "the kernel still shows it");
+}
+
+#[test]
+fn an_interface_moved_into_a_namespace_moves_in_the_views() {
+    let mut lab = Lab::new("lsmove");
+    lab.netns("a");
+    let host = lab.host_veth("a", "peer0");
+    let na = lab.ns_name("a");
+    let names = |args: &[&str]| -> Vec<String> {
+        json(args)[0]["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let initial = lab.host_netns().try_clone().unwrap();
+    assert!(
+        initial.same_as(&NetNs::current().unwrap()),
+        "the test runs in the namespace host_veth uses"
+    );
+    assert!(names(&["ls", "dev"]).contains(&host));
+    assert!(!names(&["ls", "dev", "--netns", &na]).contains(&host));
+    netns::link::set_netns(&initial, &host, lab.ns("a")).unwrap();
+    assert!(!names(&["ls", "dev"]).contains(&host));
+    assert!(names(&["ls", "dev", "--netns", &na]).contains(&host));
+    let one = ok(&["ls", "dev", &host, "--netns", &na]);
+    assert!(
+        one.contains(&format!("Name                   : {host}")),
+        "{one}"
+    );
+    assert!(one.contains("Type                   : veth"), "{one}");
+}
+
+#[test]
+fn bad_input_is_named_and_the_rest_is_printed() {
+    let (lab, a, _b) = pair("lsbad");
+    let na = lab.ns_name("a");
+    let c1 = count_inside(&na, &[]);
+    let c2 = count_inside(&na, &[]);
+    let socks = sockets(&na);
+    let victim = record_of(&socks, c1.pid()).unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // garbage over the live record's header (no truncation: the owner keeps its page)
+    let path = format!("/run/nsring/{}/{victim}", a.inode());
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(b"garbage!garbage!", 0).unwrap();
+
+    let o = nsring(&["ls", "sockets", "--netns", &na]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "record {victim} is corrupt: not an nsring record (wrong magic bytes)"
+        )),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        out.contains(&format!("nsring-count[{}]", c2.pid())),
+        "{out}"
+    );
+
+    // a missing namespace, record or interface: one line, exit 2
+    for (args, want) in [
+        (
+            vec!["ls", "--netns", "nsrt-no-such-namespace"],
+            "nsrt-no-such-namespace",
+        ),
+        (
+            vec!["ls", "sockets", "999999-eth1.0", "--netns", &na],
+            "no socket record or socket inode '999999-eth1.0'",
+        ),
+        (
+            vec!["ls", "dev", "eth7", "--netns", &na],
+            "no interface 'eth7'",
+        ),
+        (
+            vec!["ls", "--netns", &na, "--all-netns"],
+            "exclude each other",
+        ),
+    ] {
+        let o = nsring(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        // one error line (the corrupt record above is still warned about)
+        let errors = err
+            .lines()
+            .filter(|l| !l.starts_with("nsring: warning:"))
+            .count();
+        assert_eq!(errors, 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn watch_refreshes_and_stops() {
+    let (lab, _a, b) = pair("lswatch");
+    let na = lab.ns_name("a");
+    let cap = count_inside(&na, &[]);
+    let mut child = Command::new(NSRING)
+        .args([
+            "ls",
+            "sockets",
+            "--netns",
+            &na,
+            "--json",
+            "--watch",
+            "--count",
+            "3",
+            "--interval",
+            "0.3",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    send(&b, 5);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "--watch --count 3 did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let rounds: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rounds.len(), 3);
+    let packets: Vec<u64> = rounds
+        .iter()
+        .map(|r| {
+            record_of(r["sockets"].as_array().unwrap(), cap.pid()).unwrap()["counters"]["packets"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(packets[0], 0);
+    assert_eq!(packets[2], 5, "{packets:?}");
+    let _ = std::io::stdout().flush();
+}
