@@ -24,7 +24,7 @@ commands:
 ";
 
 /// Debian packages each command needs (binary → package).
-const DEMO_PKGS: &[&str] = &["libpcap-dev", "pkg-config", "iproute2", "iputils-ping"];
+const DEMO_PKGS: &[&str] = &["libpcap-dev", "pkg-config", "iproute2"];
 const TEST_PKGS: &[&str] = &[
     "libpcap-dev",
     "pkg-config",

@@ -3,12 +3,11 @@
 //! that command (this same binary) so its real output is shown. The lab is removed at the end,
 //! also on Ctrl-C or a failed step.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -19,9 +18,12 @@ namespace holding the far end of a veth pair, and the near end of that pair crea
 initial namespace (standing in for eth1) and moved into ns0. Addresses come from
 198.18.0.0/15. Nothing is sent on any interface the demo did not create. Needs root.")]
 pub struct Args {
-    /// Seconds to count packets in the namespace.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
-    pub seconds: u64,
+    /// Packets to send into eth1 and count there.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub packets: u64,
+    /// Their rate, in packets per second.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub pps: u64,
     /// Keep going without pausing between steps (the default; kept for scripts).
     #[arg(long, hide = true)]
     pub batch: bool,
@@ -44,6 +46,17 @@ impl Drop for DemoLab {
             let _ = netns::link::del(&init, &self.eth1);
         }
     }
+}
+
+/// Turns IPv6 off for the interfaces of a namespace (`net.ipv6.conf.{default,all}`).
+fn quiet(ns: &str) -> anyhow::Result<()> {
+    netns::NetNs::open(&netns::NsSpec::Name(ns.to_owned()))?
+        .run(|| {
+            ["default", "all"].iter().try_for_each(|conf| {
+                std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1")
+            })
+        })?
+        .with_context(|| format!("cannot turn IPv6 off in {ns}"))
 }
 
 fn me() -> anyhow::Result<PathBuf> {
@@ -107,6 +120,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     nsring(&["netns", "add", ns0])?;
     nsring(&["netns", "add", wire])?;
+    // The lab's own setting, not a seed step: no IPv6 autoconfiguration chatter on its
+    // links, so the counts below are exactly the demo's traffic.
+    for ns in [ns0, wire] {
+        quiet(ns)?;
+    }
     check()?;
 
     step(
@@ -213,13 +231,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         8,
         "Count packets on eth1 in ns0, from the host, without a wrapper",
         "ip netns exec ns0 pfcount -i eth1",
-        &format!("nsring count -i {ns0}/{eth1} --duration {}", args.seconds),
+        &format!("nsring count -i {ns0}/{eth1} -N {}", args.packets),
     );
-    count_with_traffic(&lab, args.seconds, &stop)?;
+    count_with_traffic(&lab, &args, &stop)?;
     check()?;
 
     step(
-        9,
+        10,
         "Delete ns0: virtual interfaces are destroyed, physical ones return to the host",
         "ip netns del ns0",
         &format!("nsring netns del {ns0}"),
@@ -241,57 +259,80 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts `nsring count` on ns0/eth1 and drives traffic into it from the wire namespace.
-fn count_with_traffic(lab: &DemoLab, seconds: u64, stop: &AtomicBool) -> anyhow::Result<()> {
+/// Starts `nsring count` on ns0/eth1, drives traffic into it from the wire namespace with
+/// `nsring send`, and shows the per-namespace socket view while the capture runs.
+fn count_with_traffic(lab: &DemoLab, args: &Args, stop: &AtomicBool) -> anyhow::Result<()> {
     let target = format!("{}/{}", lab.ns0, lab.eth1);
-    let secs = seconds.to_string();
-    let count = Command::new(me()?)
-        .args(["count", "-i", &target, "--duration", &secs])
+    let n = args.packets.to_string();
+    // Bounded: the count ends after N packets, or after the time the traffic needs plus a margin.
+    let limit = (args.packets / args.pps.max(1) + 10).to_string();
+    let mut count = Command::new(me()?)
+        .args(["count", "-i", &target, "-N", &n, "--duration", &limit])
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start nsring count")?;
-    // Give the capture a moment to bind before the traffic starts.
-    std::thread::sleep(Duration::from_millis(300));
-    let ping = Command::new(me()?)
-        .args([
-            "netns",
-            "exec",
-            &lab.wire,
-            "ping",
-            "-q",
-            "-c",
-            "20",
-            "-i",
-            "0.1",
-            "-W",
-            "1",
-            "198.18.0.1",
-        ])
+    let mut err = BufReader::new(count.stderr.take().context("no stderr")?);
+    let mut first = String::new();
+    err.read_line(&mut first)?;
+    println!("   │ {}", first.trim_end());
+    step(
+        9,
+        "The capture sockets, per namespace, while the capture runs",
+        "ip netns exec ns0 ls /proc/net/pf_ring/ ; ls /proc/net/pf_ring/",
+        &format!("nsring ls sockets --netns {} ; nsring ls sockets", lab.ns0),
+    );
+    let inside = nsring(&["ls", "sockets", "--netns", &lab.ns0])?;
+    let host = nsring(&["ls", "sockets"])?;
+    let pid = count.id().to_string();
+    println!(
+        "   → the capture (PID {pid}) is {} ns0's view and {} the host's, although it runs in the host:",
+        if inside.contains(&pid) {
+            "in"
+        } else {
+            "missing from"
+        },
+        if host.contains(&pid) {
+            "also in"
+        } else {
+            "not in"
+        },
+    );
+    println!("     a socket belongs to the namespace it was opened in.");
+    let wire = format!("{}/wire0", lab.wire);
+    let pps = args.pps.to_string();
+    println!("   traffic: nsring send -i {wire} -n {n} --pps {pps}");
+    let send = Command::new(me()?)
+        .args(["send", "-i", &wire, "-n", &n, "--pps", &pps, "-q"])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    let out = count.wait_with_output().context("nsring count failed")?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    // Show the final statistics block only.
-    let last = err
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start nsring send")?;
+
+    let sent = send.wait_with_output().context("nsring send failed")?;
+    let mut rest = String::new();
+    err.read_to_string(&mut rest)?;
+    let status = count.wait().context("nsring count failed")?;
+    for line in String::from_utf8_lossy(&sent.stderr).lines() {
+        println!("   │ {line}");
+    }
+    // The final statistics block of count.
+    let last = rest
         .rfind("=========================\nAbsolute")
         .unwrap_or(0);
-    for line in err[last..].lines() {
+    for line in rest[last..].lines() {
         println!("   │ {line}");
     }
     if stop.load(Ordering::SeqCst) {
         return Ok(());
     }
-    if !out.status.success() {
-        bail!("nsring count failed ({}): {}", out.status, err.trim());
+    if !sent.status.success() {
+        bail!("nsring send failed ({})", sent.status);
     }
-    if !ping.map(|s| s.success()).unwrap_or(false) {
-        println!(
-            "   (ping could not run in the wire namespace; the count above shows what arrived)"
-        );
+    if !status.success() {
+        bail!("nsring count failed ({status}): {}", rest.trim());
     }
     Ok(())
 }
