@@ -57,7 +57,7 @@ fn demo_walks_the_seed_and_cleans_up() {
 
 #[test]
 fn an_interrupted_demo_removes_its_lab() {
-    let mut child = Command::new(NSRING)
+    let child = Command::new(NSRING)
         .args(["demo", "--packets", "200000", "--pps", "20000"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
