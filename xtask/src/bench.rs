@@ -19,14 +19,17 @@ use crate::{BENCH_PKGS, install, require_root, root};
 
 const HELP: &str = "\
 usage: cargo xtask bench [--packets N] [--reps R] [--sizes 64,1514] [--json FILE]
-                         [--capturers LIST] [--generators LIST]
+                         [--capturers LIST] [--generators LIST] [--rate PPS]
 
   --packets N      packets per run (default 5000000)
   --reps R         repetitions of every (generator, capturer, size) (default 3)
   --sizes LIST     frame sizes in bytes without FCS, 60..=1514 (default 64,1514)
-  --capturers LIST some of: none,nsring,tcpdump,nsring-fanout2,nsring-dump,tcpdump-file
-                   (default all); the last two write every packet to a file in /dev/shm
+  --capturers LIST some of: none,nsring,nsring-noreg,tcpdump,nsring-fanout2,nsring-dump,
+                   tcpdump-file (default all); nsring-noreg is count without the registry;
+                   nsring-dump and tcpdump-file write every packet to a file in /dev/shm
   --generators LIST some of: trafgen,nsring-send (default both, each with every capturer)
+  --rate PPS       also check that `nsring send --pps PPS` holds its rate: 10 s of 64-byte
+                   frames, the receiver's counter read every second (default 100000; 0: skip)
   --json FILE      also write the results as JSON
 
 The lab is two namespaces nsrt-b<pid>-tx / -rx joined by a veth pair (198.18.0.1/.2);
@@ -47,6 +50,7 @@ struct Opts {
     capturers: Vec<Capturer>,
     generators: Vec<Generator>,
     json: Option<String>,
+    rate: u64,
 }
 
 /// What drives the lab: netsniff-ng's trafgen, or `nsring send` (same frames, both
@@ -78,12 +82,15 @@ enum Capturer {
     NsringDump,
     /// `tcpdump -w FILE`.
     TcpdumpFile,
+    /// `nsring count --no-registry`: the registry's cost, against `nsring`.
+    NsringNoRegistry,
 }
 
 impl Capturer {
-    const ALL: [Capturer; 6] = [
+    const ALL: [Capturer; 7] = [
         Capturer::None,
         Capturer::Nsring,
+        Capturer::NsringNoRegistry,
         Capturer::Tcpdump,
         Capturer::NsringFanout2,
         Capturer::NsringDump,
@@ -98,6 +105,7 @@ impl Capturer {
             Capturer::NsringFanout2 => "nsring-fanout2",
             Capturer::NsringDump => "nsring-dump",
             Capturer::TcpdumpFile => "tcpdump-file",
+            Capturer::NsringNoRegistry => "nsring-noreg",
         }
     }
 }
@@ -110,6 +118,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         capturers: Capturer::ALL.to_vec(),
         generators: Generator::ALL.to_vec(),
         json: None,
+        rate: 100_000,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -164,6 +173,11 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--json" => o.json = Some(val("--json")?),
+            "--rate" => {
+                o.rate = val("--rate")?
+                    .parse()
+                    .map_err(|_| "--rate needs a number of packets per second".to_string())?
+            }
             "-h" | "--help" => {
                 println!("{HELP}");
                 std::process::exit(0);
@@ -390,6 +404,7 @@ fn start_capturers(c: Capturer, lab: &Lab) -> Result<Vec<Proc>, String> {
     Ok(match c {
         Capturer::None => vec![],
         Capturer::Nsring => vec![nsring(&[])?],
+        Capturer::NsringNoRegistry => vec![nsring(&["--no-registry"])?],
         Capturer::NsringFanout2 => {
             let id = (std::process::id() % 60000 + 1).to_string();
             vec![
@@ -719,11 +734,41 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     eprintln!();
+    let rate = if opts.rate > 0 && !STOP.load(Ordering::SeqCst) {
+        eprintln!("bench: checking nsring send --pps {} for 10 s", opts.rate);
+        Some(rate_check(&lab, opts.rate)?)
+    } else {
+        None
+    };
     let _ = std::fs::remove_dir_all(&dir);
     drop(lab);
     print_table(&rows, &opts);
+    if let Some(r) = &rate {
+        println!(
+            "\nnsring send --pps {}: receiver got {:.0} pps over {:.1} s ({:+.3}% of the target); \
+             per second {:.0}..{:.0} pps ({:+.3}%..{:+.3}%)",
+            r.target,
+            r.average,
+            r.seconds,
+            100.0 * (r.average / r.target as f64 - 1.0),
+            r.min,
+            r.max,
+            100.0 * (r.min / r.target as f64 - 1.0),
+            100.0 * (r.max / r.target as f64 - 1.0),
+        );
+    }
     if let Some(path) = &opts.json {
-        std::fs::write(path, to_json(&rows, &opts).to_string() + "\n")
+        let mut json = to_json(&rows, &opts);
+        if let Some(r) = &rate {
+            json["send_rate"] = serde_json::json!({
+                "target_pps": r.target,
+                "average_pps": r.average,
+                "seconds": r.seconds,
+                "per_second_min_pps": r.min,
+                "per_second_max_pps": r.max,
+            });
+        }
+        std::fs::write(path, json.to_string() + "\n")
             .map_err(|e| format!("cannot write {path}: {e}"))?;
         eprintln!("bench: wrote {path}");
     }
@@ -819,5 +864,86 @@ fn to_json(rows: &[Row], o: &Opts) -> serde_json::Value {
             "kernel_drop_pct": if r.captures { st(r.drop_pct) } else { serde_json::Value::Null },
             "capturer_cpu_ns_per_packet": if r.captures { st(r.ns_per_pkt) } else { serde_json::Value::Null },
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// How well `nsring send --pps` held its rate, measured by the receiver.
+struct RateCheck {
+    target: u64,
+    average: f64,
+    seconds: f64,
+    min: f64,
+    max: f64,
+}
+
+/// The receive counter of rx0 (`ip -s -j link`), and when it was read.
+fn rx_packets(lab: &Lab) -> Result<(u64, Instant), String> {
+    let before = Instant::now();
+    let out = Sh::new().output("ip", &["-n", &lab.rx, "-s", "-j", "link", "show", "rx0"])?;
+    let after = Instant::now();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("cannot parse ip -j output: {e}"))?;
+    let n = v[0]["stats64"]["rx"]["packets"]
+        .as_u64()
+        .ok_or("ip -s -j link printed no rx packet counter")?;
+    // The counter was read somewhere between the two instants.
+    Ok((n, before + (after - before) / 2))
+}
+
+/// Runs `nsring send --pps target` for 12 s and reads the receiver's counter every second
+/// from the 1st to the 11th: ten one-second rates and their average.
+fn rate_check(lab: &Lab, target: u64) -> Result<RateCheck, String> {
+    let iface = format!("{}/tx0", lab.tx);
+    let mut child = Command::new("taskset")
+        .args([
+            "-c",
+            "0",
+            &nsring_bin(),
+            "send",
+            "-i",
+            &iface,
+            "-l",
+            "64",
+            "-q",
+        ])
+        .args(["--pps", &target.to_string(), "--duration", "12"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start nsring send: {e}"))?;
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    for i in 1..=11u32 {
+        let at = start + Duration::from_secs(u64::from(i));
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        if STOP.load(Ordering::SeqCst) {
+            break;
+        }
+        samples.push(rx_packets(lab)?);
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        return fail(format!("nsring send failed ({status}): {}", err.trim()));
+    }
+    if samples.len() < 2 {
+        return fail("the rate check was interrupted");
+    }
+    let rates: Vec<f64> = samples
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) as f64 / (w[1].1 - w[0].1).as_secs_f64())
+        .collect();
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    let seconds = (last.1 - first.1).as_secs_f64();
+    Ok(RateCheck {
+        target,
+        average: (last.0 - first.0) as f64 / seconds,
+        seconds,
+        min: rates.iter().copied().fold(f64::INFINITY, f64::min),
+        max: rates.iter().copied().fold(0.0, f64::max),
     })
 }

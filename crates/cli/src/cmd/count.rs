@@ -98,6 +98,10 @@ pub struct CaptureArgs {
     /// The application name shown in socket listings [default: nsring-<command>].
     #[arg(long, value_name = "NAME")]
     pub app_name: Option<String>,
+    /// Do not record this capture under /run/nsring (it then shows in `nsring ls` only as a
+    /// kernel socket, without our details and counters).
+    #[arg(long)]
+    pub no_registry: bool,
 }
 
 pub fn parse_direction(s: &str) -> Result<Direction, String> {
@@ -173,6 +177,9 @@ impl CaptureArgs {
             );
         if let Some(f) = &self.filter {
             cfg = cfg.filter(f.clone());
+        }
+        if self.no_registry {
+            cfg = cfg.register(false);
         }
         if let Some(id) = self.cluster {
             cfg = cfg.fanout(id, self.cluster_type);
