@@ -322,31 +322,12 @@ impl CaptureConfig {
     }
 }
 
-/// Checks a Linux interface name: 1..=15 bytes, no '/', no whitespace, not '.'/'..'.
+/// Checks a Linux interface name (the rule lives in `netns::link::validate_ifname`).
 pub fn validate_ifname(name: &str) -> Result<()> {
-    let why = if name.is_empty() {
-        Some("is empty")
-    } else if name.len() > 15 {
-        Some("is longer than 15 bytes")
-    } else if name.contains('/') {
-        Some("contains '/'")
-    } else if name
-        .chars()
-        .any(|c| c.is_whitespace() || c == '\0' || c == ':')
-    {
-        Some("contains whitespace, ':' or NUL")
-    } else if name == "." || name == ".." {
-        Some("is '.' or '..'")
-    } else {
-        None
-    };
-    match why {
-        Some(why) => Err(Error::InvalidInterfaceName {
-            name: name.to_owned(),
-            why,
-        }),
-        None => Ok(()),
-    }
+    netns::link::validate_ifname(name).map_err(|e| match e {
+        netns::Error::InvalidIfName { name, why } => Error::InvalidInterfaceName { name, why },
+        other => Error::Netns(other),
+    })
 }
 
 #[cfg(test)]
