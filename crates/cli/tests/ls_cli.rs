@@ -1,7 +1,8 @@
 //! `nsring ls` end to end (root): captures started in lab namespaces show in their
 //! namespace's view (and only there) with live counters; tcpdump's socket shows with its
 //! owner; records of killed captures and deleted namespaces go away; interfaces follow
-//! `link set netns`; corrupt records are named and the rest is printed.
+//! `link set netns`; corrupt records are named and the rest is printed; `nsring send`
+//! shows with its sent counter until it exits.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
@@ -340,6 +341,169 @@ fn records_of_killed_captures_and_deleted_namespaces_go_away() {
         !std::path::Path::new(&dir_b).exists(),
         "the deleted namespace's records are gone"
     );
+}
+
+/// `nsring send -q -i eth1 ARGS` run inside namespace `ns`, with its stderr a pipe that
+/// is already full: the sender runs freely (with `-q` it writes nothing until the end), but
+/// its final `Sent ...` line blocks until the test reads the pipe, so its record can be seen
+/// with the final counters before the process exits. Killed on drop.
+struct HeldSend {
+    child: Child,
+    stderr: Option<std::io::PipeReader>,
+}
+
+impl HeldSend {
+    fn start(ns: &str, extra: &[&str]) -> HeldSend {
+        let (r, mut w) = std::io::pipe().unwrap();
+        let size = nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
+        w.write_all(&vec![b'.'; size as usize]).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, NSRING, "send", "-q", "-i", "eth1"])
+            .args(["--duration", "60"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(w)
+            .spawn()
+            .unwrap();
+        HeldSend {
+            child,
+            stderr: Some(r),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lets the sender finish: reads its stderr to the end and waits for it. Returns what it
+    /// wrote (after the filler) and whether it succeeded.
+    fn finish(&mut self) -> (String, bool) {
+        let mut r = self.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            std::io::Read::read_to_end(&mut r, &mut all).unwrap();
+            all
+        });
+        let status = self.child.wait().unwrap();
+        let all = reader.join().unwrap();
+        let text = String::from_utf8_lossy(&all)
+            .trim_start_matches('.')
+            .to_owned();
+        (text, status.success())
+    }
+}
+
+impl Drop for HeldSend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_sender_shows_with_its_sent_counter_until_it_exits() {
+    const N: u64 = 300;
+    let (lab, _a, _b) = pair("lssend");
+    let na = lab.ns_name("a");
+    let mut tx = HeldSend::start(&na, &["-n", &N.to_string(), "--pps", "150"]);
+    let pid = tx.pid();
+
+    // it shows as ours, transmit only, on eth1, and its counter grows while it runs
+    let mut seen = Vec::new();
+    eventually("the sender's counter to reach N", || {
+        if let Some(r) = record_of(&sockets(&na), pid) {
+            let sent = r["counters"]["sent"].as_u64().unwrap();
+            if seen.last() != Some(&sent) {
+                seen.push(sent);
+            }
+        }
+        seen.last() == Some(&N)
+    });
+    assert!(
+        seen.len() >= 3 && seen.windows(2).all(|w| w[0] < w[1]),
+        "the counter grows step by step: {seen:?}"
+    );
+    // the final value, while the process still holds the socket
+    let socks = sockets(&na);
+    let entry = socks
+        .iter()
+        .find(|s| s["record"]["header"]["pid"] == pid)
+        .unwrap();
+    assert_eq!(entry["ours"], true);
+    let r = &entry["record"];
+    assert_eq!(r["info"]["app_name"], "nsring-send");
+    assert_eq!(r["info"]["mode"], "tx");
+    assert_eq!(r["info"]["interfaces"][0], "eth1");
+    assert_eq!(r["info"]["backend"], "sendmmsg");
+    assert_eq!(r["counters"]["sent"], N);
+    assert_eq!(r["counters"]["bytes"], N * 60);
+    assert_eq!(r["counters"]["send_errors"], 0);
+    assert_eq!(r["counters"]["packets"], 0);
+    assert_eq!(entry["kernel"]["ifname"], "eth1", "the kernel agrees");
+    let name = r["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with(&format!("{pid}-eth1.")), "{name}");
+
+    // the table: owner, mode, sent count
+    let text = ok(&["ls", "sockets", "--netns", &na]);
+    let row = text
+        .lines()
+        .find(|l| l.contains(&format!("nsring-send[{pid}]")))
+        .unwrap_or_else(|| panic!("no row for the sender:\n{text}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1], "nsring", "{row}");
+    assert_eq!(cols[3], "eth1", "{row}");
+    assert_eq!(cols[4], "tx", "{row}");
+    assert!(
+        cols.windows(3)
+            .any(|w| w == [N.to_string(), (N * 60).to_string(), "0".to_owned()]),
+        "packets, bytes and errors: {row}"
+    );
+    // one record, PF_RING style
+    let one = ok(&["ls", "sockets", &name, "--netns", &na]);
+    for want in [
+        format!("PID                    : {pid}"),
+        "Socket Mode            : TX only".to_owned(),
+        "Bound Device(s)        : eth1".to_owned(),
+        format!("TX: Send Ok            : {N}"),
+        "TX: Send Errors        : 0".to_owned(),
+    ] {
+        assert!(one.contains(&want), "{want:?} missing in\n{one}");
+    }
+    assert!(!one.contains("BPF Filter"), "no capture lines: {one}");
+
+    // it exits cleanly, and its record goes with it
+    let file = format!("/run/nsring/{}/{name}", lab.ns("a").inode());
+    assert!(std::path::Path::new(&file).exists());
+    let (said, success) = tx.finish();
+    assert!(success, "{said}");
+    assert!(said.contains(&format!("Sent {N} packets")), "{said}");
+    assert!(!std::path::Path::new(&file).exists(), "removed on exit");
+    assert!(record_of(&sockets(&na), pid).is_none());
+}
+
+#[test]
+fn a_killed_sender_is_removed_at_the_next_ls() {
+    let (lab, _a, _b) = pair("lssendkill");
+    let na = lab.ns_name("a");
+    let mut tx = HeldSend::start(&na, &["-n", "100000", "--pps", "1000", "--mode", "ring"]);
+    let pid = tx.pid();
+    let mut name = String::new();
+    eventually("the sender to send", || {
+        record_of(&sockets(&na), pid).is_some_and(|r| {
+            name = r["name"].as_str().unwrap().to_owned();
+            r["counters"]["sent"].as_u64().unwrap() > 0
+        })
+    });
+    let r = record_of(&sockets(&na), pid).unwrap();
+    assert_eq!(r["info"]["backend"], "tpacket_v2 tx ring");
+    assert!(r["info"]["ring"]["memory_bytes"].as_u64().unwrap() > 0);
+    let file = format!("/run/nsring/{}/{name}", lab.ns("a").inode());
+    tx.child.kill().unwrap(); // SIGKILL: no clean-up of its own
+    tx.child.wait().unwrap();
+    assert!(std::path::Path::new(&file).exists(), "left behind");
+    assert!(record_of(&sockets(&na), pid).is_none());
+    assert!(!std::path::Path::new(&file).exists(), "ls removed it");
 }
 
 #[test]

@@ -11,6 +11,11 @@
 //! interface's MTU before they are queued, so the kernel has nothing to refuse in practice.
 //! A frame the driver could not take (`ENOBUFS`: a full queue or a full backlog on the
 //! receiving side of a veth) is retried, as a full transmit queue would be.
+//!
+//! Like a capture, a transmitter is recorded under `/run/nsring` in its socket's namespace
+//! (mode `TX only`, unless [`TxConfig::register`] is off), and its sent/error counters are
+//! kept current there with a few relaxed stores per batch: never per frame, never a system
+//! call.
 
 use std::io;
 use std::mem::size_of;
@@ -19,6 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use netns::NetNs;
+use registry::record::{self, Counter, Record, RecordInfo, SocketMode};
 
 use crate::capture::ifindex_here;
 use crate::config::validate_ifname;
@@ -101,6 +107,11 @@ pub struct TxConfig {
     pub qdisc_bypass: bool,
     /// Slots of the transmit ring (at least one batch; rounded up to whole blocks).
     pub ring_frames: u32,
+    /// The application's name, shown in socket listings (default: the program's name).
+    pub app_name: Option<String>,
+    /// Record the socket under `/run/nsring` for `nsring ls` (default true). The record's
+    /// counters cost a few relaxed stores per batch; turn it off to measure that.
+    pub register: bool,
 }
 
 impl TxConfig {
@@ -112,6 +123,8 @@ impl TxConfig {
             mode: TxMode::Sendmmsg,
             qdisc_bypass: false,
             ring_frames: 4096,
+            app_name: None,
+            register: true,
         }
     }
 
@@ -127,6 +140,17 @@ impl TxConfig {
 
     pub fn ring_frames(mut self, n: u32) -> Self {
         self.ring_frames = n;
+        self
+    }
+
+    pub fn app_name(mut self, name: impl Into<String>) -> Self {
+        self.app_name = Some(name.into());
+        self
+    }
+
+    /// Whether to record the socket under `/run/nsring` (see [`TxConfig::register`]).
+    pub fn register(mut self, on: bool) -> Self {
+        self.register = on;
         self
     }
 }
@@ -149,6 +173,7 @@ pub struct TxStats {
 #[derive(Debug)]
 struct TxRing {
     map: sys::Mmap,
+    block_size: usize,
     frame_size: usize,
     frame_nr: usize,
     /// Next slot to fill.
@@ -226,7 +251,10 @@ impl TxRing {
 /// A packet socket that transmits batches of whole frames on one interface.
 #[derive(Debug)]
 pub struct Transmitter {
-    // Field order is drop order: unmap the ring before closing the socket.
+    // Field order is drop order: remove the record, unmap the ring, close the socket.
+    /// The socket's record under /run/nsring (None if not registered or it failed).
+    record: Option<Record>,
+    record_error: Option<record::Error>,
     ring: Option<TxRing>,
     fd: OwnedFd,
     ifindex: u32,
@@ -260,7 +288,18 @@ impl Transmitter {
         let mtu = link.mtu;
         let max_len = mtu as usize + ETH_HLEN + VLAN_HLEN;
         let opened = ns.run(|| open_inside(cfg, &namespace, max_len))??;
+        let (record, record_error) = if cfg.register {
+            let info = record_info(cfg, &namespace, opened.ifindex, opened.ring.as_ref());
+            match Record::create(ns, &opened.fd, &info) {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(e)),
+            }
+        } else {
+            (None, None)
+        };
         Ok(Transmitter {
+            record,
+            record_error,
             ring: opened.ring,
             fd: opened.fd,
             ifindex: opened.ifindex,
@@ -290,9 +329,38 @@ impl Transmitter {
         self.mode
     }
 
-    /// Counters since the transmitter was opened.
+    /// Counters since the transmitter was opened. Also stamps the record's "last update"
+    /// time (call it now and then, e.g. once a second, for `nsring ls` to show it).
     pub fn stats(&self) -> TxStats {
+        if let Some(rec) = &self.record {
+            rec.store(Counter::UpdatedUnixNs, record::unix_ns_now());
+        }
         self.stats
+    }
+
+    /// The socket's record under `/run/nsring` (None if `register` was off or creating it
+    /// failed; see [`Transmitter::record_error`]).
+    pub fn record(&self) -> Option<&Record> {
+        self.record.as_ref()
+    }
+
+    /// Why the socket could not be recorded (e.g. `/run/nsring` is not writable without
+    /// root); the transmitter works without its record.
+    pub fn record_error(&self) -> Option<&record::Error> {
+        self.record_error.as_ref()
+    }
+
+    /// Copies the counters into the record: once per batch, a few relaxed stores, no
+    /// system call (the error count rarely changes, so it is only stored when it does).
+    #[inline]
+    fn publish(&self, errors_before: u64) {
+        if let Some(rec) = &self.record {
+            rec.store(Counter::Sent, self.stats.packets);
+            rec.store(Counter::Bytes, self.stats.bytes);
+            if self.stats.errors != errors_before {
+                rec.store(Counter::SendErrors, self.stats.errors);
+            }
+        }
     }
 
     /// True if the kernel would refuse `frame` on this interface: shorter than an Ethernet
@@ -311,10 +379,14 @@ impl Transmitter {
     where
         I: IntoIterator<Item = &'f [u8]>,
     {
-        match self.mode {
+        let errors_before = self.stats.errors;
+        let r = match self.mode {
             TxMode::Ring => self.send_ring(frames),
             TxMode::Sendmmsg => self.send_mmsg(frames),
-        }
+        };
+        // also after a failed batch: what did go out is counted
+        self.publish(errors_before);
+        r
     }
 
     fn send_ring<'f, I>(&mut self, frames: I) -> Result<usize>
@@ -479,10 +551,17 @@ impl Transmitter {
     /// Waits until every frame handed over is transmitted (the ring's `send` already
     /// waits; this is for callers that want the counters final).
     pub fn flush(&mut self) -> Result<()> {
-        if self.ring.is_some() {
-            self.kick()?;
+        let errors_before = self.stats.errors;
+        let r = if self.ring.is_some() {
+            self.kick()
+        } else {
+            Ok(())
+        };
+        self.publish(errors_before);
+        if let Some(rec) = &self.record {
+            rec.store(Counter::UpdatedUnixNs, record::unix_ns_now());
         }
-        Ok(())
+        r
     }
 }
 
@@ -490,6 +569,58 @@ impl AsFd for Transmitter {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// The program's name (for records of library users that did not name themselves).
+pub(crate) fn program_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "nsring".into())
+}
+
+/// The record of a transmit socket: what `nsring ls` shows about it.
+pub(crate) fn tx_record_info(
+    app_name: Option<&str>,
+    interface: &str,
+    namespace: &str,
+    ifindex: u32,
+    backend: &str,
+) -> RecordInfo {
+    let app = app_name.map_or_else(program_name, str::to_owned);
+    let mut info = RecordInfo::new(app, Some(interface));
+    info.ifindex = ifindex;
+    info.mode = SocketMode::Tx;
+    info.direction = "out".into();
+    info.backend = backend.into();
+    info.netns = namespace.to_owned();
+    info
+}
+
+fn record_info(cfg: &TxConfig, namespace: &str, ifindex: u32, ring: Option<&TxRing>) -> RecordInfo {
+    let backend = match cfg.mode {
+        TxMode::Ring => "tpacket_v2 tx ring",
+        TxMode::Sendmmsg => "sendmmsg",
+    };
+    let mut info = tx_record_info(
+        cfg.app_name.as_deref(),
+        &cfg.interface,
+        namespace,
+        ifindex,
+        backend,
+    );
+    info.ring = ring.map(|r| record::RingInfo {
+        block_size: r.block_size as u32,
+        block_count: (r.map.len() / r.block_size) as u32,
+        frame_size: r.frame_size as u32,
+        block_timeout_ms: 0,
+        memory_bytes: r.map.len() as u64,
+    });
+    info
 }
 
 /// The ring's slot size for frames of up to `max_len` bytes: a power of two, at least 128.
@@ -560,6 +691,7 @@ fn open_inside(cfg: &TxConfig, ns: &str, max_len: usize) -> Result<Opened> {
             debug_assert!(frame_nr * frame_size <= map.len());
             Some(TxRing {
                 map,
+                block_size,
                 frame_size,
                 frame_nr,
                 head: 0,

@@ -1,12 +1,14 @@
 //! The transmitter through a real veth pair (needs root): every frame handed over arrives,
 //! whole and in order, in both modes; frames the interface cannot carry are counted as
-//! errors, not sent.
+//! errors, not sent. Transmitters and senders are recorded under /run/nsring in their
+//! socket's namespace with counters that follow every batch, and removed when dropped.
 
 use std::time::{Duration, Instant};
 
 use netns::NetNs;
 use netns::lab::Lab;
-use ring::{Capture, CaptureConfig, Transmitter, TxConfig, TxMode};
+use registry::record::{RecordView, RunDir, SocketMode};
+use ring::{Capture, CaptureConfig, Sender, Transmitter, TxConfig, TxMode};
 
 const SRC: [u8; 6] = [0x02, 0x6e, 0x73, 0x74, 0x78, 0x01];
 
@@ -146,6 +148,139 @@ fn unknown_interface_is_named() {
         "{err:?}: {err}"
     );
     assert!(err.to_string().contains("nope0"), "{err}");
+}
+
+/// The live records of namespace `ns`, as a reader (`nsring ls`) sees them.
+fn records_in(ns: &NetNs) -> Vec<RecordView> {
+    RunDir::new().scan(ns.inode(), None).unwrap().records
+}
+
+/// The record named `name` in namespace `ns`, read from its file.
+fn record_named(ns: &NetNs, name: &str) -> Option<RecordView> {
+    records_in(ns).into_iter().find(|r| r.name == name)
+}
+
+#[test]
+fn transmitters_are_recorded_with_their_counters_per_batch() {
+    let (_lab, a, b) = pair("tx_rec");
+    for mode in [TxMode::Ring, TxMode::Sendmmsg] {
+        let mut tx = Transmitter::open(
+            &a,
+            &TxConfig::new("eth1")
+                .mode(mode)
+                .ring_frames(64)
+                .app_name("tx-test"),
+        )
+        .unwrap();
+        assert!(tx.record_error().is_none(), "{:?}", tx.record_error());
+        let name = tx.record().expect("recorded").name().to_owned();
+        assert!(
+            name.starts_with(&format!("{}-eth1.", std::process::id())),
+            "{name}"
+        );
+        // in the socket's namespace (a), not in b's
+        assert!(records_in(&b).iter().all(|r| r.name != name));
+        let r = record_named(&a, &name).expect("the record is in a's directory");
+        assert_eq!(r.info.app_name, "tx-test");
+        assert_eq!(r.info.mode, SocketMode::Tx);
+        assert_eq!(r.info.interfaces, ["eth1"]);
+        assert_eq!(r.info.ifindex, tx.ifindex());
+        assert_eq!(r.header.pid, std::process::id());
+        assert_eq!(r.counters.sent, 0);
+        match mode {
+            TxMode::Ring => {
+                assert_eq!(r.info.backend, "tpacket_v2 tx ring");
+                let g = r.info.ring.expect("the ring's geometry");
+                assert!(u64::from(g.block_count) * u64::from(g.block_size) == g.memory_bytes);
+                assert!(g.memory_bytes >= 64 * u64::from(g.frame_size), "{g:?}");
+            }
+            TxMode::Sendmmsg => {
+                assert_eq!(r.info.backend, "sendmmsg");
+                assert!(r.info.ring.is_none());
+            }
+        }
+
+        // after each batch the file holds the transmitter's own counters
+        let good: Vec<Vec<u8>> = (0..50u32).map(|i| frame(100 + i as usize, i)).collect();
+        let mut want_bytes = 0u64;
+        for round in 1..=3u64 {
+            tx.send_batch(good.iter().map(Vec::as_slice)).unwrap();
+            want_bytes += good.iter().map(|f| f.len() as u64).sum::<u64>();
+            let c = record_named(&a, &name).unwrap().counters;
+            assert_eq!(
+                (c.sent, c.bytes, c.send_errors),
+                (50 * round, want_bytes, 0)
+            );
+            assert_eq!(c.packets, 0, "received packets stay 0 on a TX socket");
+        }
+        let long = frame(1515, 9);
+        tx.send_batch([&good[0][..], &long[..], &[0u8; 3][..]])
+            .unwrap();
+        tx.flush().unwrap();
+        let st = tx.stats();
+        let c = record_named(&a, &name).unwrap().counters;
+        assert_eq!(
+            (c.sent, c.bytes, c.send_errors),
+            (st.packets, st.bytes, st.errors)
+        );
+        assert_eq!((c.sent, c.send_errors), (151, 2), "{mode}");
+        assert!(c.updated_unix_ns > 0, "flush stamps the update time");
+
+        drop(tx);
+        assert!(
+            record_named(&a, &name).is_none(),
+            "{mode}: dropping the transmitter removes its record"
+        );
+    }
+}
+
+#[test]
+fn transmitters_can_stay_unrecorded() {
+    let (_lab, a, _b) = pair("tx_norec");
+    let before = records_in(&a).len();
+    let mut tx = Transmitter::open(&a, &TxConfig::new("eth1").register(false)).unwrap();
+    assert!(tx.record().is_none() && tx.record_error().is_none());
+    tx.send_batch([&frame(60, 0)[..]]).unwrap();
+    assert_eq!(records_in(&a).len(), before);
+    assert_eq!(tx.stats().packets, 1);
+    let s = Sender::open_with(&a, &TxConfig::new("eth1").register(false)).unwrap();
+    assert!(s.record().is_none());
+    assert_eq!(records_in(&a).len(), before);
+}
+
+#[test]
+fn senders_are_recorded_with_their_counters() {
+    let (_lab, a, b) = pair("tx_sender");
+    let mut cap = Capture::open(&b, &CaptureConfig::new("eth1").register(false)).unwrap();
+    let s = Sender::open_with(&a, &TxConfig::new("eth1").app_name("one-by-one")).unwrap();
+    let name = s.record().expect("recorded").name().to_owned();
+    let r = record_named(&a, &name).unwrap();
+    assert_eq!(r.info.mode, SocketMode::Tx);
+    assert_eq!(r.info.backend, "send");
+    assert_eq!(r.info.app_name, "one-by-one");
+    assert_eq!(r.info.interfaces, ["eth1"]);
+    for i in 0..7 {
+        s.send(&frame(80, i)).unwrap();
+    }
+    assert!(s.send(&frame(1600, 99)).is_err(), "longer than the MTU");
+    let c = record_named(&a, &name).unwrap().counters;
+    assert_eq!((c.sent, c.bytes, c.send_errors), (7, 7 * 80, 1));
+    assert_eq!(
+        s.stats(),
+        ring::TxStats {
+            packets: 7,
+            bytes: 560,
+            errors: 1,
+            retries: 0
+        }
+    );
+    assert_eq!(collect(&mut cap, 7).len(), 7);
+    // the plain constructor records too, under the program's name
+    let plain = Sender::open(&a, "eth1").unwrap();
+    let pr = record_named(&a, plain.record().unwrap().name()).unwrap();
+    assert!(!pr.info.app_name.is_empty());
+    drop(s);
+    assert!(record_named(&a, &name).is_none());
 }
 
 /// Not a check: prints the rate of each mode, to choose the default (run with

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use netns::{NetNs, NsSpec};
-use registry::record::{self, RunDir};
+use registry::record::{self, RunDir, SocketMode};
 use registry::view::{Device, NamespaceView, NsId, SocketEntry};
 use serde_json::json;
 
@@ -562,6 +562,23 @@ fn sockets_table(socks: &[SocketEntry]) -> String {
         .iter()
         .map(|s| {
             let (mode, filter, packets, bytes, drops, name) = match &s.record {
+                // a transmit socket: frames sent, their bytes, and the frames refused
+                Some(r) if r.info.mode == SocketMode::Tx => (
+                    "tx".into(),
+                    "-".into(),
+                    count(r.counters.sent),
+                    count(r.counters.bytes),
+                    count(r.counters.send_errors),
+                    r.name.clone(),
+                ),
+                Some(r) if r.info.mode == SocketMode::RxTx => (
+                    format!("{}+tx", r.info.direction),
+                    r.info.filter.clone().unwrap_or_else(|| "-".into()),
+                    format!("{}+{}", r.counters.packets, r.counters.sent),
+                    count(r.counters.bytes),
+                    format!("{}+{}", r.counters.drops, r.counters.send_errors),
+                    r.name.clone(),
+                ),
                 Some(r) => (
                     r.info.direction.clone(),
                     r.info.filter.clone().unwrap_or_else(|| "-".into()),
@@ -625,8 +642,18 @@ fn sockets_table(socks: &[SocketEntry]) -> String {
         .collect();
     table(
         &[
-            ">INODE", "KIND", "OWNER", "IFACE", "DIR", "RING", "CLUSTER", "FILTER", ">PACKETS",
-            ">BYTES", ">DROPS", "RECORD",
+            ">INODE",
+            "KIND",
+            "OWNER",
+            "IFACE",
+            "DIR",
+            "RING",
+            "CLUSTER",
+            "FILTER",
+            ">PACKETS",
+            ">BYTES",
+            ">DROPS/ERRS",
+            "RECORD",
         ],
         &rows,
     )
@@ -660,6 +687,8 @@ fn socket_info(s: &SocketEntry, ns: &NsId) -> String {
     let mut lines: Vec<(&str, String)> = Vec::new();
     if let Some(r) = &s.record {
         let i = &r.info;
+        let rx = i.mode != SocketMode::Tx;
+        let tx = i.mode != SocketMode::Rx;
         lines.extend([
             ("Record", r.name.clone()),
             ("Bound Device(s)", s.ifname()),
@@ -667,46 +696,68 @@ fn socket_info(s: &SocketEntry, ns: &NsId) -> String {
             ("Appl. Name", i.app_name.clone()),
             ("PID", r.header.pid.to_string()),
             ("Socket Mode", i.mode.to_string()),
-            ("Capture Direction", i.direction.clone()),
-            ("Snaplen", i.snaplen.to_string()),
-            (
-                "Promiscuous",
-                if i.promiscuous { "yes" } else { "no" }.into(),
-            ),
-            (
-                "BPF Filter",
-                i.filter.clone().unwrap_or_else(|| "none".into()),
-            ),
-            (
-                "Cluster",
-                i.cluster
-                    .as_ref()
-                    .map_or("none".into(), |c| format!("{} ({})", c.id, c.kind)),
-            ),
-            ("Backend", i.backend.clone()),
         ]);
+        if rx {
+            lines.extend([
+                ("Capture Direction", i.direction.clone()),
+                ("Snaplen", i.snaplen.to_string()),
+                (
+                    "Promiscuous",
+                    if i.promiscuous { "yes" } else { "no" }.into(),
+                ),
+                (
+                    "BPF Filter",
+                    i.filter.clone().unwrap_or_else(|| "none".into()),
+                ),
+                (
+                    "Cluster",
+                    i.cluster
+                        .as_ref()
+                        .map_or("none".into(), |c| format!("{} ({})", c.id, c.kind)),
+                ),
+            ]);
+        }
+        lines.push(("Backend", i.backend.clone()));
         if let Some(g) = i.ring {
+            let timeout = if rx {
+                format!(", block timeout {} ms", g.block_timeout_ms)
+            } else {
+                String::new()
+            };
             lines.push((
                 "Ring",
                 format!(
-                    "{} blocks x {} KiB, frame {}, block timeout {} ms",
+                    "{} blocks x {} KiB, frame {}{timeout}",
                     g.block_count,
                     g.block_size >> 10,
                     g.frame_size,
-                    g.block_timeout_ms
                 ),
             ));
             lines.push(("Tot Memory", g.memory_bytes.to_string()));
         }
         let c = &r.counters;
+        lines.push(("Start Time", ago(i.started_unix_ns)));
+        if rx {
+            lines.extend([
+                ("Tot Packets", c.packets.to_string()),
+                ("Tot Bytes", c.bytes.to_string()),
+                ("Tot Pkt Lost", c.drops.to_string()),
+                ("Ring Freezes", c.freezes.to_string()),
+                ("Kernel Packets", c.kernel_packets.to_string()),
+                ("Blocks", c.blocks.to_string()),
+            ]);
+        }
+        if tx {
+            // PF_RING's wording for the transmit counters
+            lines.extend([
+                ("TX: Send Ok", c.sent.to_string()),
+                ("TX: Send Errors", c.send_errors.to_string()),
+            ]);
+            if !rx {
+                lines.push(("Tot Bytes", c.bytes.to_string()));
+            }
+        }
         lines.extend([
-            ("Start Time", ago(i.started_unix_ns)),
-            ("Tot Packets", c.packets.to_string()),
-            ("Tot Bytes", c.bytes.to_string()),
-            ("Tot Pkt Lost", c.drops.to_string()),
-            ("Ring Freezes", c.freezes.to_string()),
-            ("Kernel Packets", c.kernel_packets.to_string()),
-            ("Blocks", c.blocks.to_string()),
             ("Last Update", ago(c.updated_unix_ns)),
             ("Opened As", format!("{} (nsring {})", i.netns, i.version)),
         ]);

@@ -480,7 +480,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &TxConfig::new(iface.as_str())
             .mode(args.mode)
             .qdisc_bypass(args.qdisc_bypass)
-            .ring_frames(args.batch.max(256) * 2),
+            .ring_frames(args.batch.max(256) * 2)
+            .app_name("nsring-send"),
     )?;
     let src_mac = match args.src_mac {
         Some(m) => m,
