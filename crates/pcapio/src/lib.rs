@@ -10,13 +10,16 @@
 //!
 //! # Writing
 //!
-//! Both writers build each block (file header, interface description, packet,
-//! statistics) whole in a reused buffer and hand it to the inner writer with a single
-//! `write_all`. Blocks are therefore never interleaved or half-built from the inner
-//! writer's point of view: if the output fails (a full disk, `ENOSPC`), everything up to
-//! [`PcapngWriter::valid_len`] / [`PcapWriter::valid_len`] (the position of the last
-//! successful flush) is a complete, valid capture file, and truncating the file to that
-//! length removes any partial tail. After an error the writer refuses further writes.
+//! Both writers build each header and statistics block whole in a reused buffer and hand
+//! it to the inner writer with a single `write_all`. A packet goes out as consecutive
+//! `write_all`s: its fixed header (built on the stack), the packet bytes straight from the
+//! caller's slice or slices (no copy in this crate; behind a `BufWriter` that is the only
+//! user-space copy, as stdio is for libpcap), and its trailer.
+//! Blocks are never interleaved, and if the output fails (a full disk, `ENOSPC`),
+//! everything up to [`PcapngWriter::valid_len`] / [`PcapWriter::valid_len`] (the position
+//! of the last successful flush) is a complete, valid capture file, and truncating the
+//! file to that length removes any partial tail. After an error the writer refuses
+//! further writes.
 //!
 //! Output is always little-endian, which every reader handles regardless of the host.
 //!
@@ -230,7 +233,8 @@ pub enum TsResolution {
 }
 
 /// Shared state of both writers: the reused block buffer, the byte count, the failure
-/// latch. Every block goes through [`Sink::commit`] as one `write_all`.
+/// latch. Header and statistics blocks go through [`Sink::commit`] as one `write_all`;
+/// packets through [`Sink::commit_parts`].
 #[derive(Debug)]
 struct Sink<W> {
     inner: W,
@@ -277,6 +281,36 @@ impl<W: io::Write> Sink<W> {
                 })
             }
         }
+    }
+
+    /// Write one whole block given as consecutive pieces (`head`, the `body` slices,
+    /// `tail`), one `write_all` each, with no copy here. `written` counts the block only
+    /// once all of it went out; the first failure latches, as in [`Sink::commit`].
+    fn commit_parts(
+        &mut self,
+        what: &'static str,
+        head: &[u8],
+        body: &[&[u8]],
+        tail: &[u8],
+    ) -> Result<(), WriteError> {
+        self.check()?;
+        let mut n = 0u64;
+        let parts = std::iter::once(head)
+            .chain(body.iter().copied())
+            .chain(std::iter::once(tail));
+        for part in parts {
+            if let Err(source) = self.inner.write_all(part) {
+                self.failed = true;
+                return Err(WriteError::Io {
+                    what,
+                    valid_len: self.valid_len,
+                    source,
+                });
+            }
+            n += part.len() as u64;
+        }
+        self.written += n;
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), WriteError> {

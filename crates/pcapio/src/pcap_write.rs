@@ -29,8 +29,8 @@ impl Default for PcapHeader {
 /// Writes a classic pcap file (version 2.4, little-endian) to any `W: Write`.
 ///
 /// The file header is written by [`PcapWriter::new`]; each packet record (16-byte
-/// header plus data) is then written with one `write_all`, so the inner writer only ever
-/// sees whole records. Wrap a file in a large `BufWriter` for throughput and call
+/// header plus data) is then handed to the inner writer whole, the data straight from the
+/// caller's slices (no copy here). Wrap a file in a large `BufWriter` for throughput and call
 /// [`PcapWriter::flush`] or [`PcapWriter::finish`] at the end.
 ///
 /// ```
@@ -80,23 +80,32 @@ impl<W: Write> PcapWriter<W> {
         orig_len: u32,
         data: &[u8],
     ) -> Result<(), WriteError> {
+        self.write_packet_parts(ts_ns, orig_len, &[data])
+    }
+
+    /// [`write_packet`](Self::write_packet) with the captured bytes given as consecutive
+    /// pieces, written straight from the slices: the only copy is the inner writer's.
+    pub fn write_packet_parts(
+        &mut self,
+        ts_ns: u64,
+        orig_len: u32,
+        parts: &[&[u8]],
+    ) -> Result<(), WriteError> {
         self.sink.check()?;
-        if self.header.snaplen != 0 && data.len() > self.header.snaplen as usize {
+        let caplen: usize = parts.iter().map(|p| p.len()).sum();
+        if self.header.snaplen != 0 && caplen > self.header.snaplen as usize {
             return Err(WriteError::CaplenExceedsSnaplen {
-                caplen: data.len(),
+                caplen,
                 snaplen: self.header.snaplen,
             });
         }
-        if data.len() > orig_len as usize {
-            return Err(WriteError::CaplenExceedsOrigLen {
-                caplen: data.len(),
-                orig_len,
-            });
+        if caplen > orig_len as usize {
+            return Err(WriteError::CaplenExceedsOrigLen { caplen, orig_len });
         }
-        if data.len() > MAX_BLOCK_LEN as usize - 16 {
+        if caplen > MAX_BLOCK_LEN as usize - 16 {
             return Err(WriteError::TooLarge {
                 what: "packet record",
-                len: data.len() + 16,
+                len: caplen + 16,
                 max: MAX_BLOCK_LEN,
             });
         }
@@ -110,14 +119,14 @@ impl<W: Write> PcapWriter<W> {
             TsResolution::Nanos => sub_ns,
             TsResolution::Micros => sub_ns / 1000,
         };
-        let buf = &mut self.sink.buf;
-        buf.clear();
-        put_u32(buf, secs);
-        put_u32(buf, frac);
-        put_u32(buf, data.len() as u32);
-        put_u32(buf, orig_len);
-        buf.extend_from_slice(data);
-        self.sink.commit("packet record")
+        let mut head = [0u8; 16];
+        for (slot, v) in head
+            .chunks_exact_mut(4)
+            .zip([secs, frac, caplen as u32, orig_len])
+        {
+            slot.copy_from_slice(&v.to_le_bytes());
+        }
+        self.sink.commit_parts("packet record", &head, parts, &[])
     }
 
     /// Flush the inner writer. On success the whole output so far is a valid file.

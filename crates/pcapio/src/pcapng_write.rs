@@ -14,6 +14,8 @@ pub(crate) const SPB_TYPE: u32 = 3;
 pub(crate) const ISB_TYPE: u32 = 5;
 pub(crate) const EPB_TYPE: u32 = 6;
 pub(crate) const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
+/// An enhanced packet block's fixed part: type, length, interface, timestamp, lengths.
+const EPB_HEAD: usize = 28;
 
 pub(crate) const OPT_ENDOFOPT: u16 = 0;
 pub(crate) const SHB_HARDWARE: u16 = 2;
@@ -88,9 +90,10 @@ struct IfState {
 /// [`PcapngWriter::new`] writes the section header block; [`add_interface`] writes an
 /// interface description block and returns its id; [`write_packet`] writes enhanced
 /// packet blocks; [`write_interface_stats`] writes an interface statistics block
-/// (write one per interface at the end). Each block is built whole in a reused buffer
-/// and handed to the inner writer with one `write_all`, so the output is a sequence of
-/// complete blocks: cut between any two of them, it is still a valid file.
+/// (write one per interface at the end). Each block is handed to the inner writer whole
+/// (packets as header, data and trailer `write_all`s, with no copy of the data here),
+/// so the output is a sequence of complete blocks: cut between any two of them, it is
+/// still a valid file.
 ///
 /// [`add_interface`]: Self::add_interface
 /// [`write_packet`]: Self::write_packet
@@ -188,45 +191,75 @@ impl<W: Write> PcapngWriter<W> {
         data: &[u8],
         direction: Option<Direction>,
     ) -> Result<(), WriteError> {
+        self.write_packet_parts(interface, ts_ns, orig_len, &[data], direction)
+    }
+
+    /// [`write_packet`](Self::write_packet) with the captured bytes given as consecutive
+    /// pieces (e.g. a frame with a VLAN tag put back: MAC addresses, tag, rest), written
+    /// straight from the slices: the only copy is the inner writer's.
+    pub fn write_packet_parts(
+        &mut self,
+        interface: u32,
+        ts_ns: u64,
+        orig_len: u32,
+        parts: &[&[u8]],
+        direction: Option<Direction>,
+    ) -> Result<(), WriteError> {
         self.sink.check()?;
+        let caplen: usize = parts.iter().map(|p| p.len()).sum();
         let st = self
             .interfaces
             .get(interface as usize)
             .ok_or(WriteError::UnknownInterface { interface })?;
-        if st.snaplen != 0 && data.len() > st.snaplen as usize {
+        if st.snaplen != 0 && caplen > st.snaplen as usize {
             return Err(WriteError::CaplenExceedsSnaplen {
-                caplen: data.len(),
+                caplen,
                 snaplen: st.snaplen,
             });
         }
-        if data.len() > orig_len as usize {
-            return Err(WriteError::CaplenExceedsOrigLen {
-                caplen: data.len(),
-                orig_len,
-            });
+        if caplen > orig_len as usize {
+            return Err(WriteError::CaplenExceedsOrigLen { caplen, orig_len });
         }
         // 28 bytes of fixed fields and lengths, 12 of epb_flags, 4 of opt_endofopt, padding.
-        if data.len() > MAX_BLOCK_LEN as usize - 48 {
+        if caplen > MAX_BLOCK_LEN as usize - 48 {
             return Err(WriteError::TooLarge {
                 what: "enhanced packet block",
-                len: data.len() + 48,
+                len: caplen + 48,
                 max: MAX_BLOCK_LEN,
             });
         }
         let units = to_units(ts_ns, st.nanos);
-        self.begin(EPB_TYPE);
-        let buf = &mut self.sink.buf;
-        put_u32(buf, interface);
-        put_u32(buf, (units >> 32) as u32);
-        put_u32(buf, units as u32);
-        put_u32(buf, data.len() as u32);
-        put_u32(buf, orig_len);
-        buf.extend_from_slice(data);
-        pad_to_4(buf);
-        if let Some(d) = direction {
-            self.option(EPB_FLAGS, "epb_flags", &d.epb_flags().to_le_bytes())?;
+        let pad = caplen.next_multiple_of(4) - caplen;
+        let options = if direction.is_some() { 12 } else { 0 };
+        // at most MAX_BLOCK_LEN - 1 after the check above
+        let total = (EPB_HEAD + caplen + pad + options + 4) as u32;
+        let mut head = [0u8; EPB_HEAD];
+        let fields = [
+            EPB_TYPE,
+            total,
+            interface,
+            (units >> 32) as u32,
+            units as u32,
+            caplen as u32,
+            orig_len,
+        ];
+        for (slot, v) in head.chunks_exact_mut(4).zip(fields) {
+            slot.copy_from_slice(&v.to_le_bytes());
         }
-        self.end("pcapng enhanced packet block")?;
+        // padding (zeros), epb_flags and opt_endofopt if there is a direction, total length
+        let mut tail = [0u8; 3 + 12 + 4];
+        let mut t = pad;
+        if let Some(d) = direction {
+            tail[t..t + 2].copy_from_slice(&EPB_FLAGS.to_le_bytes());
+            tail[t + 2..t + 4].copy_from_slice(&4u16.to_le_bytes());
+            tail[t + 4..t + 8].copy_from_slice(&d.epb_flags().to_le_bytes());
+            // opt_endofopt: code 0, length 0 (already zero)
+            t += 12;
+        }
+        tail[t..t + 4].copy_from_slice(&total.to_le_bytes());
+        t += 4;
+        self.sink
+            .commit_parts("pcapng enhanced packet block", &head, parts, &tail[..t])?;
         if let Some(st) = self.interfaces.get_mut(interface as usize) {
             st.first_ts.get_or_insert(ts_ns);
             st.last_ts = Some(ts_ns);
@@ -363,4 +396,140 @@ impl<W: Write> PcapngWriter<W> {
 /// Nanoseconds to interface timestamp units (ns with `if_tsresol` 9, else µs).
 fn to_units(ts_ns: u64, nanos: bool) -> u64 {
     if nanos { ts_ns } else { ts_ns / 1000 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PcapHeader, PcapWriter, TsResolution};
+
+    fn ng() -> PcapngWriter<Vec<u8>> {
+        let mut w = PcapngWriter::new(Vec::new(), &SectionDesc::default()).unwrap();
+        for nanos in [true, false] {
+            w.add_interface(&InterfaceDesc {
+                name: "veth0".into(),
+                description: Some("netns t".into()),
+                linktype: LinkType::ETHERNET,
+                snaplen: 0,
+                tsresol_nanos: nanos,
+            })
+            .unwrap();
+        }
+        w
+    }
+
+    /// The packet bytes split in every way (empty pieces too) give the same file as one
+    /// slice, for every padding, direction and timestamp resolution.
+    #[test]
+    fn parts_write_the_same_bytes_as_one_slice() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(70).collect();
+        for len in [0usize, 1, 2, 3, 4, 13, 14, 17, 60, 70] {
+            for dir in [None, Some(Direction::Inbound), Some(Direction::Outbound)] {
+                for ifc in [0u32, 1] {
+                    let d = &data[..len];
+                    let ts = 1_700_000_000_123_456_789 + len as u64;
+                    let mut whole = ng();
+                    whole.write_packet(ifc, ts, 1514, d, dir).unwrap();
+                    let whole = whole.finish().unwrap();
+                    for a in 0..=len {
+                        let b = (a + 4).min(len);
+                        let mut split = ng();
+                        split
+                            .write_packet_parts(
+                                ifc,
+                                ts,
+                                1514,
+                                &[&d[..a], &d[a..b], &[], &d[b..]],
+                                dir,
+                            )
+                            .unwrap();
+                        assert_eq!(split.bytes_written(), whole.len() as u64);
+                        assert_eq!(split.finish().unwrap(), whole, "len {len} split {a}..{b}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_enhanced_packet_block_is_laid_out_as_the_format_says() {
+        let mut w = ng();
+        let start = w.bytes_written() as usize;
+        w.write_packet_parts(
+            0,
+            0x1_0000_0002,
+            9,
+            &[&[1, 2], &[3]],
+            Some(Direction::Outbound),
+        )
+        .unwrap();
+        let out = w.finish().unwrap();
+        let mut want = Vec::new();
+        for v in [EPB_TYPE, 48, 0, 1, 2, 3, 9] {
+            want.extend_from_slice(&v.to_le_bytes());
+        }
+        want.extend_from_slice(&[1, 2, 3, 0]); // data, padding
+        want.extend_from_slice(&[2, 0, 4, 0, 2, 0, 0, 0]); // epb_flags: outbound
+        want.extend_from_slice(&[0, 0, 0, 0]); // opt_endofopt
+        want.extend_from_slice(&48u32.to_le_bytes());
+        assert_eq!(&out[start..], &want[..]);
+    }
+
+    #[test]
+    fn checks_count_all_parts() {
+        let mut w = PcapngWriter::new(Vec::new(), &SectionDesc::default()).unwrap();
+        let id = w
+            .add_interface(&InterfaceDesc {
+                name: "veth0".into(),
+                description: None,
+                linktype: LinkType::ETHERNET,
+                snaplen: 4,
+                tsresol_nanos: true,
+            })
+            .unwrap();
+        assert!(matches!(
+            w.write_packet_parts(id, 0, 9, &[&[0; 3], &[0; 2]], None),
+            Err(WriteError::CaplenExceedsSnaplen { caplen: 5, .. })
+        ));
+        assert!(matches!(
+            w.write_packet_parts(id, 0, 3, &[&[0; 2], &[0; 2]], None),
+            Err(WriteError::CaplenExceedsOrigLen { caplen: 4, .. })
+        ));
+        let mut p = PcapWriter::new(
+            Vec::new(),
+            PcapHeader {
+                linktype: LinkType::ETHERNET,
+                snaplen: 4,
+                resolution: TsResolution::Nanos,
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            p.write_packet_parts(0, 9, &[&[0; 3], &[0; 2]]),
+            Err(WriteError::CaplenExceedsSnaplen { caplen: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn pcap_parts_write_the_same_bytes_as_one_slice() {
+        let data: Vec<u8> = (0..70u8).collect();
+        for res in [TsResolution::Nanos, TsResolution::Micros] {
+            let header = PcapHeader {
+                resolution: res,
+                ..PcapHeader::default()
+            };
+            let mut whole = PcapWriter::new(Vec::new(), header).unwrap();
+            whole
+                .write_packet(1_700_000_000_987_654_321, 100, &data)
+                .unwrap();
+            let whole = whole.finish().unwrap();
+            for a in [0usize, 12, 70] {
+                let mut split = PcapWriter::new(Vec::new(), header).unwrap();
+                split
+                    .write_packet_parts(1_700_000_000_987_654_321, 100, &[&data[..a], &data[a..]])
+                    .unwrap();
+                assert_eq!(split.finish().unwrap(), whole);
+            }
+        }
+    }
 }

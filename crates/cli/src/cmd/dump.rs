@@ -180,7 +180,6 @@ struct Output {
     per_if: Vec<u64>,
     /// The latest kernel counters of each interface.
     stats: Vec<Stats>,
-    scratch: Vec<u8>,
 }
 
 impl Output {
@@ -202,7 +201,6 @@ impl Output {
             written: 0,
             per_if: vec![0; n],
             stats: vec![Stats::default(); n],
-            scratch: Vec::with_capacity(65_536),
         };
         o.open_next()?;
         Ok(o)
@@ -342,19 +340,17 @@ impl Output {
                     .is_some_and(|d| self.opened_at.elapsed() >= d))
     }
 
-    /// Writes one captured frame of interface `ifc`, its VLAN tag put back.
+    /// Writes one captured frame of interface `ifc`, its VLAN tag put back, straight from
+    /// the ring into the output buffer (the one user-space copy).
     fn frame(&mut self, ifc: usize, f: &Frame<'_>) -> anyhow::Result<()> {
-        let mut buf = std::mem::take(&mut self.scratch);
-        f.copy_with_vlan(&mut buf);
-        let r = self.frame_bytes(
+        let mut tag = [0u8; 4];
+        self.frame_parts(
             ifc,
             f.timestamp_ns(),
             f.wire_len(),
-            &buf,
+            with_vlan(f, &mut tag),
             f.direction() == Dir::Out,
-        );
-        self.scratch = buf;
-        r
+        )
     }
 
     /// Statistics blocks (pcapng) and the final flush of the current file.
@@ -488,13 +484,14 @@ struct Batcher {
     src: usize,
     tx: mpsc::SyncSender<Msg>,
     cur: Batch,
-    scratch: Vec<u8>,
 }
 
 impl Consumer for Batcher {
     fn frame(&mut self, f: &Frame<'_>) -> anyhow::Result<bool> {
-        f.copy_with_vlan(&mut self.scratch);
-        self.cur.data.extend_from_slice(&self.scratch);
+        let mut tag = [0u8; 4];
+        for part in with_vlan(f, &mut tag).as_slice() {
+            self.cur.data.extend_from_slice(part);
+        }
         self.cur.recs.push((
             f.timestamp_ns(),
             f.wire_len(),
@@ -513,14 +510,69 @@ impl Consumer for Batcher {
     }
 }
 
+/// A frame's bytes as libpcap hands them out, in at most three pieces that borrow the
+/// ring: with a VLAN tag the kernel took out put back after the MAC addresses (into
+/// `tag`), as `Frame::copy_with_vlan` does, without copying the packet.
+#[derive(Debug)]
+struct Parts<'a> {
+    p: [&'a [u8]; 3],
+    n: usize,
+}
+
+impl<'a> Parts<'a> {
+    fn one(data: &'a [u8]) -> Parts<'a> {
+        Parts {
+            p: [data, &[], &[]],
+            n: 1,
+        }
+    }
+
+    fn as_slice(&self) -> &[&'a [u8]] {
+        &self.p[..self.n]
+    }
+
+    /// Cut to at most `max` bytes in all.
+    fn truncate(&mut self, max: usize) {
+        let mut left = max;
+        for (i, part) in self.p[..self.n].iter_mut().enumerate() {
+            if part.len() >= left {
+                *part = &part[..left];
+                self.n = i + 1;
+                return;
+            }
+            left -= part.len();
+        }
+    }
+}
+
+/// The MAC addresses: a restored VLAN tag goes after them.
+const VLAN_OFFSET: usize = 12;
+
+fn with_vlan<'a>(f: &Frame<'a>, tag: &'a mut [u8; 4]) -> Parts<'a> {
+    let data = f.data();
+    match f.vlan() {
+        Some((tpid, tci)) if data.len() >= VLAN_OFFSET => {
+            tag[..2].copy_from_slice(&tpid.to_be_bytes());
+            tag[2..].copy_from_slice(&tci.to_be_bytes());
+            let (macs, rest) = data.split_at(VLAN_OFFSET);
+            Parts {
+                p: [macs, &tag[..], rest],
+                n: 3,
+            }
+        }
+        _ => Parts::one(data),
+    }
+}
+
 impl Output {
-    /// Writes one frame's bytes (cut to the snaplen), rotating first if due.
-    fn frame_bytes(
+    /// Writes one frame's bytes, given as consecutive pieces (cut to the snaplen),
+    /// rotating first if due.
+    fn frame_parts(
         &mut self,
         ifc: usize,
         ts: u64,
         wire_len: u32,
-        data: &[u8],
+        mut parts: Parts<'_>,
         out: bool,
     ) -> anyhow::Result<()> {
         if self.rotate_due() {
@@ -528,16 +580,18 @@ impl Output {
             self.file_no += 1;
             self.open_next()?;
         }
-        let data = &data[..data.len().min(self.snaplen as usize)];
-        let orig = wire_len.max(data.len() as u32);
+        parts.truncate(self.snaplen as usize);
+        let parts = parts.as_slice();
+        let caplen: usize = parts.iter().map(|p| p.len()).sum();
+        let orig = wire_len.max(caplen as u32);
         let dir = if out {
             pcapio::Direction::Outbound
         } else {
             pcapio::Direction::Inbound
         };
         let r = match self.w.as_mut() {
-            Some(Writer::Ng(w)) => w.write_packet(ifc as u32, ts, orig, data, Some(dir)),
-            Some(Writer::Pcap(w)) => w.write_packet(ts, orig, data),
+            Some(Writer::Ng(w)) => w.write_packet_parts(ifc as u32, ts, orig, parts, Some(dir)),
+            Some(Writer::Pcap(w)) => w.write_packet_parts(ts, orig, parts),
             None => return Ok(()),
         };
         r.map_err(|e| self.fail(e))?;
@@ -681,7 +735,6 @@ fn many(
                 src,
                 tx: tx.clone(),
                 cur: Batch::default(),
-                scratch: Vec::new(),
             };
             let r = drive(&mut cap, None, &mut b);
             let _ = tx.send(Msg::Done(src, r));
@@ -723,7 +776,13 @@ fn many(
                     if limit.is_some_and(|n| out.written >= n) {
                         break;
                     }
-                    let r = out.frame_bytes(src, ts, wire, &b.data[start..end as usize], outbound);
+                    let r = out.frame_parts(
+                        src,
+                        ts,
+                        wire,
+                        Parts::one(&b.data[start..end as usize]),
+                        outbound,
+                    );
                     start = end as usize;
                     if let Err(e) = r {
                         result = Err(e);
@@ -763,4 +822,37 @@ fn many(
         let _ = t.join();
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Parts;
+
+    fn cut(p: &[&[u8]], max: usize) -> Vec<Vec<u8>> {
+        let mut parts = Parts {
+            p: [
+                p.first().copied().unwrap_or_default(),
+                p.get(1).copied().unwrap_or_default(),
+                p.get(2).copied().unwrap_or_default(),
+            ],
+            n: p.len(),
+        };
+        parts.truncate(max);
+        parts.as_slice().iter().map(|s| s.to_vec()).collect()
+    }
+
+    #[test]
+    fn parts_are_cut_to_the_snaplen_across_pieces() {
+        let (a, t, b): (&[u8], &[u8], &[u8]) = (&[1, 2, 3], &[9, 9], &[4, 5, 6]);
+        let all = [a, t, b];
+        assert_eq!(cut(&all, 100), [a, t, b]);
+        assert_eq!(cut(&all, 8), [a, t, b]);
+        assert_eq!(cut(&all, 7), [a, t, &b[..2]]);
+        assert_eq!(cut(&all, 5), [a, t]);
+        assert_eq!(cut(&all, 4), [a, &t[..1]]);
+        assert_eq!(cut(&all, 2), [&a[..2]]);
+        assert_eq!(cut(&all, 0), [&a[..0]]);
+        assert_eq!(cut(&[a], 2), [&a[..2]]);
+        assert_eq!(cut(&[a], 9), [a]);
+    }
 }
