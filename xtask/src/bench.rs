@@ -678,9 +678,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let conf = conf.to_string_lossy().into_owned();
         for &g in &opts.generators {
             let mut baseline: Option<f64> = None;
-            for &c in &opts.capturers {
-                let mut samples = Vec::new();
-                for rep in 0..opts.reps {
+            // Repetitions outermost, and the capturers in a rotated order in each: the
+            // machine's state (page cache, memory just freed by a file writer) drifts over a
+            // run, and a fixed order would hand that drift to the same capturer every time.
+            let mut by_capturer: Vec<Vec<Sample>> = vec![Vec::new(); opts.capturers.len()];
+            for rep in 0..opts.reps {
+                let n = opts.capturers.len();
+                for k in 0..n {
+                    let i = (k + rep) % n;
+                    let c = opts.capturers[i];
                     if STOP.load(Ordering::SeqCst) {
                         break 'outer;
                     }
@@ -691,8 +697,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         rep + 1,
                         opts.reps
                     );
-                    samples.push(one_run(&lab, g, c, &conf, size, opts.packets)?);
+                    by_capturer[i].push(one_run(&lab, g, c, &conf, size, opts.packets)?);
                 }
+            }
+            for (&c, samples) in opts.capturers.iter().zip(by_capturer) {
                 let generated = stat(samples.iter().map(|s| s.gen_pps).collect());
                 if c == Capturer::None {
                     baseline = Some(generated.med);
