@@ -34,6 +34,7 @@ const TEST_PKGS: &[&str] = &[
     "util-linux",
     "procps",
     "iputils-ping",
+    "g++",
 ];
 pub const BENCH_PKGS: &[&str] = &[
     "libpcap-dev",
@@ -184,10 +185,17 @@ fn test(args: &[String]) -> Result<(), String> {
     let tested = sh.run(&cargo, &argv);
     // Doc tests are not covered by --all-targets.
     let doc = sh.run(&cargo, &["test", "--workspace", "--doc", "--quiet"]);
+    // The cargo-fuzz crate is outside the workspace (cargo-fuzz wants nightly to run it);
+    // its stable build keeps the target compiling. The same harness runs as a test in pcapio.
+    let fuzz = sh.run(
+        &cargo,
+        &["build", "--quiet", "--manifest-path", "fuzz/Cargo.toml"],
+    );
     let after = leftovers();
     let new: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
     tested?;
     doc?;
+    fuzz?;
     if !new.is_empty() {
         return fail(format!(
             "tests left lab resources behind (a guard did not clean up): {}",
