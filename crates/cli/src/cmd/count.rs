@@ -14,8 +14,6 @@ use crate::target::Target;
 /// What count copies of each packet when it does not print packets: enough for any header
 /// (the filter still sees whole packets; the wire length is counted from the kernel's header).
 const COUNT_SNAPLEN: u32 = 128;
-/// Ring blocks of count: 16 x 1 MiB (ring's default).
-const COUNT_BLOCKS: u32 = 16;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -91,10 +89,9 @@ pub struct CaptureArgs {
     /// Ring block size in KiB (a power of two).
     #[arg(long, value_name = "KIB", default_value_t = 1024)]
     pub block_kib: u32,
-    /// Number of ring blocks [default: 16 for count; 64 for dump, whose file writes can
-    /// stall for milliseconds while the kernel keeps filling the ring].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub blocks: Option<u32>,
+    /// Number of ring blocks.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub blocks: u32,
     /// Milliseconds after which a partly filled block is handed over.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub block_timeout_ms: u32,
@@ -149,32 +146,30 @@ impl CaptureArgs {
     }
 
     /// The ring's shape from --block-kib, --blocks and --block-timeout-ms.
-    pub fn geometry(&self, default_blocks: u32) -> anyhow::Result<RingGeometry> {
+    pub fn geometry(&self) -> anyhow::Result<RingGeometry> {
         Ok(RingGeometry {
             block_size: self
                 .block_kib
                 .checked_mul(1024)
                 .ok_or_else(|| crate::usage("--block-kib is too large"))?,
-            block_count: self.blocks.unwrap_or(default_blocks),
+            block_count: self.blocks,
             block_timeout_ms: self.block_timeout_ms,
             ..RingGeometry::default()
         })
     }
 
-    /// The capture settings for `target`, with `snaplen` when -l was not given and
-    /// `blocks` ring blocks when --blocks was not given.
+    /// The capture settings for `target`, with `snaplen` when -l was not given.
     pub fn config(
         &self,
         target: &Target,
         default_snaplen: u32,
-        default_blocks: u32,
         command: &str,
     ) -> anyhow::Result<CaptureConfig> {
         let mut cfg = CaptureConfig::new(target.iface_name())
             .snaplen(self.snaplen.unwrap_or(default_snaplen))
             .direction(self.direction)
             .promiscuous(!self.no_promisc)
-            .ring(self.geometry(default_blocks)?)
+            .ring(self.geometry()?)
             .app_name(
                 self.app_name
                     .clone()
@@ -220,7 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         COUNT_SNAPLEN
     };
-    let cfg = c.config(&target, default_snaplen, COUNT_BLOCKS, "count")?;
+    let cfg = c.config(&target, default_snaplen, "count")?;
     let ns = NetNs::open(&target.ns)?;
     let mut cap = Capture::open(&ns, &cfg)?;
     let waker = cap.waker();

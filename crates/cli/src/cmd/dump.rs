@@ -27,9 +27,6 @@ use crate::target::Target;
 const BUF_BYTES: usize = 64 << 10;
 /// Whole packets, as tcpdump.
 const DUMP_SNAPLEN: u32 = 262_144;
-/// Ring blocks of dump: 64 x 1 MiB, room for ~100 ms of 1514-byte frames at 600 kpps while
-/// a write(2) to the file stalls (measured on tmpfs: up to several ms per MiB).
-const DUMP_BLOCKS: u32 = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -644,7 +641,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let cfgs = targets
         .iter()
-        .map(|t| c.config(t, DUMP_SNAPLEN, DUMP_BLOCKS, "dump"))
+        .map(|t| c.config(t, DUMP_SNAPLEN, "dump"))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     // Open every capture before creating the file: a bad interface leaves nothing behind.
