@@ -389,6 +389,44 @@ fn nsring_bin() -> String {
 
 /// Where the file capturers write (RAM, so the disk is not what is measured); removed after
 /// each run.
+/// Touches `bytes` of memory through a file on /dev/shm, then frees it. A file capturer's
+/// cost is mostly the kernel allocating page-cache pages; on a VM, memory the guest has never
+/// used costs far more to allocate the first time (the host backs it then) than memory freed
+/// a moment ago. Without this, whichever file capturer runs right after another one gets the
+/// cheap, just-freed pages. Done once before the runs, so all of them find warm memory.
+fn warm_memory(bytes: u64) -> Result<(), String> {
+    let path = format!("/dev/shm/nsring-bench-{}-warm", std::process::id());
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid pointer to a statvfs to fill in.
+    let known = unsafe { libc::statvfs(c"/dev/shm".as_ptr(), &mut st) } == 0;
+    // Leave a tenth of /dev/shm free.
+    let room = st.f_bavail as u64 * st.f_frsize as u64 / 10 * 9;
+    fill_and_free(&path, if known { bytes.min(room) } else { bytes })
+}
+
+fn fill_and_free(path: &str, bytes: u64) -> Result<(), String> {
+    use std::io::Write;
+    let result = (|| {
+        let mut f = std::fs::File::create(path)?;
+        let chunk = vec![0x5au8; 1 << 20];
+        let mut left = bytes;
+        while left > 0 && !STOP.load(Ordering::SeqCst) {
+            let n = left.min(chunk.len() as u64) as usize;
+            f.write_all(&chunk[..n])?;
+            left -= n as u64;
+        }
+        Ok::<(), std::io::Error>(())
+    })();
+    let _ = std::fs::remove_file(path);
+    result.map_err(|e| format!("cannot warm memory through {path}: {e}"))
+}
+
+/// What a file capturer writes in one run, at most (packets of `size` plus pcapng framing).
+fn file_bytes(packets: u64, size: usize) -> u64 {
+    packets * (size as u64 + 48)
+}
+
 fn capture_file(c: Capturer) -> String {
     format!("/dev/shm/nsring-bench-{}-{}", std::process::id(), c.name())
 }
@@ -671,6 +709,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("nsring-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
 
+    let writes_files = opts
+        .capturers
+        .iter()
+        .any(|c| matches!(c, Capturer::NsringDump | Capturer::TcpdumpFile));
+    if writes_files {
+        let largest = opts.sizes.iter().copied().max().unwrap_or(1514);
+        // Twice a run's file, so every file capturer's run finds memory used before.
+        let bytes = 2 * file_bytes(opts.packets, largest);
+        eprintln!(
+            "bench: warming {} MiB of memory for the file capturers",
+            bytes >> 20
+        );
+        warm_memory(bytes)?;
+    }
     let mut rows = Vec::new();
     'outer: for &size in &opts.sizes {
         let conf = dir.join(format!("udp{size}.cfg"));

@@ -16,22 +16,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_nsring");
 /// Source MAC of every generated frame, so filters see only the test's frames.
 const SRC: &str = "02:6e:73:72:74:5d";
 
-fn quiet(ns: &NetNs) {
-    ns.run(|| {
-        for f in ["default", "all"] {
-            std::fs::write(format!("/proc/sys/net/ipv6/conf/{f}/disable_ipv6"), "1").unwrap();
-        }
-    })
-    .unwrap();
-}
-
-/// Namespaces a and b joined by eth1 -- eth1, IPv6 off; returns the lab and both names.
+/// Namespaces a and b joined by eth1 -- eth1 (the lab turns IPv6 off); returns the lab and both names.
 fn pair(tag: &str) -> (Lab, String, String) {
     let mut lab = Lab::new(tag);
-    let a = lab.netns("a");
-    let b = lab.netns("b");
-    quiet(&a);
-    quiet(&b);
+    lab.netns("a");
+    lab.netns("b");
     lab.veth("a", "eth1", "b", "eth1");
     let (na, nb) = (lab.ns_name("a"), lab.ns_name("b"));
     (lab, na, nb)
@@ -700,8 +689,7 @@ fn a_full_disk_leaves_a_valid_file() {
 #[test]
 fn several_interfaces_in_one_file() {
     let (mut lab, a, b) = pair("multi");
-    let c = lab.netns("c");
-    quiet(&c);
+    lab.netns("c");
     lab.veth("a", "eth2", "c", "eth1");
     let cname = lab.ns_name("c");
     let dir = TempDir::new("multi");

@@ -22,24 +22,11 @@ fn ours(data: &[u8]) -> bool {
     data.len() >= 12 && (data[6..12] == MAC_A || data[6..12] == MAC_B)
 }
 
-/// Turns IPv6 off in `ns` (default and all) before its veths exist, so the kernel
-/// sends no ND/MLD on them: the only frames on the wire are the test's.
-fn quiet(ns: &NetNs) {
-    ns.run(|| {
-        for f in ["default", "all"] {
-            std::fs::write(format!("/proc/sys/net/ipv6/conf/{f}/disable_ipv6"), "1").unwrap();
-        }
-    })
-    .unwrap();
-}
-
 /// A lab of namespaces `a` and `b` joined by a veth `eth1` -- `eth1`.
 fn pair(tag: &str) -> (Lab, NetNs, NetNs) {
     let mut lab = Lab::new(tag);
     let a = lab.netns("a");
     let b = lab.netns("b");
-    quiet(&a);
-    quiet(&b);
     lab.veth("a", "eth1", "b", "eth1");
     (lab, a, b)
 }
@@ -397,7 +384,6 @@ fn a_same_named_interface_elsewhere_is_not_seen() {
     let mut lab = Lab::new("iso");
     let names = ["a", "b", "c", "d"];
     let ns: Vec<NetNs> = names.iter().map(|n| lab.netns(n)).collect();
-    ns.iter().for_each(quiet);
     lab.veth("a", "eth1", "b", "eth1");
     lab.veth("c", "eth1", "d", "eth1");
     let mut in_b = Capture::open(&ns[1], &CaptureConfig::new("eth1")).unwrap();

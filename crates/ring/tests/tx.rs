@@ -12,21 +12,10 @@ use ring::{Capture, CaptureConfig, Sender, Transmitter, TxConfig, TxMode};
 
 const SRC: [u8; 6] = [0x02, 0x6e, 0x73, 0x74, 0x78, 0x01];
 
-fn quiet(ns: &NetNs) {
-    ns.run(|| {
-        for f in ["default", "all"] {
-            std::fs::write(format!("/proc/sys/net/ipv6/conf/{f}/disable_ipv6"), "1").unwrap();
-        }
-    })
-    .unwrap();
-}
-
 fn pair(tag: &str) -> (Lab, NetNs, NetNs) {
     let mut lab = Lab::new(tag);
     let a = lab.netns("a");
     let b = lab.netns("b");
-    quiet(&a);
-    quiet(&b);
     lab.veth("a", "eth1", "b", "eth1");
     (lab, a, b)
 }
