@@ -194,10 +194,10 @@ impl TxRing {
     }
 
     fn status(&self, i: usize) -> &AtomicU32 {
-        // SAFETY: a slot starts with `tp_status`, a u32 at a 16-aligned address inside the
-        // mapping, which lives as long as `self`; the kernel reads and writes it concurrently,
-        // so it is only ever accessed atomically (as af_packet.c does with smp_wmb/rmb
-        // around `__packet_get_status`/`__packet_set_status`).
+        // The kernel reads and writes `tp_status` concurrently, so it is only ever accessed
+        // atomically (af_packet.c: smp_wmb/rmb around `__packet_{get,set}_status`).
+        // SAFETY: a slot starts with `tp_status`, a 16-aligned u32 inside the mapping, which
+        // lives as long as `self`.
         unsafe { AtomicU32::from_ptr(self.slot(i).cast::<u32>()) }
     }
 
@@ -205,10 +205,10 @@ impl TxRing {
     fn push(&mut self, frame: &[u8]) {
         let i = self.head;
         let p = self.slot(i);
-        // SAFETY: the slot is ours (status AVAILABLE, checked by the caller: the kernel does
-        // not touch it until we set SEND_REQUEST); the data area starts at TPACKET2_HDR_LEN
-        // and `frame.len() <= frame_size - TPACKET2_HDR_LEN` (checked in send_batch);
-        // `tp_len` is a u32 at offset 4, 4-aligned.
+        // The slot is ours: status AVAILABLE (checked by the caller), and the kernel does not
+        // touch it until we set SEND_REQUEST. `tp_len` is a 4-aligned u32 at offset 4.
+        // SAFETY: the data area starts at TPACKET2_HDR_LEN and `frame.len() <= frame_size -
+        // TPACKET2_HDR_LEN` (checked in send_batch), so both writes stay inside the slot.
         unsafe {
             std::ptr::copy_nonoverlapping(frame.as_ptr(), p.add(TPACKET2_HDR_LEN), frame.len());
             p.add(TP_LEN)
