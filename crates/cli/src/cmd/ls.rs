@@ -229,64 +229,35 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
     let multi = views.len() > 1 || args.all_netns;
     match &args.what {
         Some(What::Sockets { record: Some(key) }) => {
-            let mut hits = 0;
-            for v in &views {
-                if let Some(s) = v.find_socket(key) {
-                    hits += 1;
-                    if args.json {
-                        json_line(out, &json!({"namespace": v.namespace, "socket": s}))?;
-                    } else {
-                        if multi {
-                            heading(out, &v.namespace)?;
-                        }
-                        out.write_all(socket_info(s, &v.namespace).as_bytes())?;
-                    }
-                }
-            }
-            if hits == 0 {
-                let ns = views
-                    .first()
-                    .map_or("?".into(), |v| v.namespace.label.clone());
-                eprintln!(
-                    "nsring: error: no socket record or socket inode '{key}' in {} (see 'nsring ls sockets{}')",
-                    if args.all_netns {
-                        "any namespace".to_owned()
-                    } else {
-                        format!("namespace {ns}")
-                    },
-                    ns_flag(args)
+            let found = show_one(out, &views, multi, args.json, |v| {
+                v.find_socket(key).map(|s| {
+                    (
+                        json!({"namespace": v.namespace, "socket": s}),
+                        socket_info(s, &v.namespace),
+                    )
+                })
+            })?;
+            if !found {
+                missing(
+                    args,
+                    &views,
+                    &format!("socket record or socket inode '{key}'"),
+                    "sockets",
                 );
                 outcome.missing = true;
             }
         }
         Some(What::Dev { iface: Some(name) }) => {
-            let mut hits = 0;
-            for v in &views {
-                if let Some(d) = v.find_device(name) {
-                    hits += 1;
-                    if args.json {
-                        json_line(out, &json!({"namespace": v.namespace, "device": d}))?;
-                    } else {
-                        if multi {
-                            heading(out, &v.namespace)?;
-                        }
-                        out.write_all(device_info(d, &v.namespace).as_bytes())?;
-                    }
-                }
-            }
-            if hits == 0 {
-                let ns = views
-                    .first()
-                    .map_or("?".into(), |v| v.namespace.label.clone());
-                eprintln!(
-                    "nsring: error: no interface '{name}' in {} (see 'nsring ls dev{}')",
-                    if args.all_netns {
-                        "any namespace".to_owned()
-                    } else {
-                        format!("namespace {ns}")
-                    },
-                    ns_flag(args)
-                );
+            let found = show_one(out, &views, multi, args.json, |v| {
+                v.find_device(name).map(|d| {
+                    (
+                        json!({"namespace": v.namespace, "device": d}),
+                        device_info(d, &v.namespace),
+                    )
+                })
+            })?;
+            if !found {
+                missing(args, &views, &format!("interface '{name}'"), "dev");
                 outcome.missing = true;
             }
         }
@@ -351,6 +322,47 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
         }
     }
     Ok(outcome)
+}
+
+/// Prints, for every view, the one item `find` picks (as JSON or as a `Key : Value` block);
+/// returns whether any view had it.
+fn show_one(
+    out: &mut Out,
+    views: &[NamespaceView],
+    multi: bool,
+    json: bool,
+    find: impl Fn(&NamespaceView) -> Option<(serde_json::Value, String)>,
+) -> anyhow::Result<bool> {
+    let mut found = false;
+    for v in views {
+        let Some((value, text)) = find(v) else {
+            continue;
+        };
+        found = true;
+        if json {
+            json_line(out, &value)?;
+        } else {
+            if multi {
+                heading(out, &v.namespace)?;
+            }
+            out.write_all(text.as_bytes())?;
+        }
+    }
+    Ok(found)
+}
+
+/// Says that `what` is in none of the views, and where to look (`nsring ls SUB`).
+fn missing(args: &Args, views: &[NamespaceView], what: &str, sub: &str) {
+    let place = if args.all_netns {
+        "any namespace".to_owned()
+    } else {
+        let ns = views.first().map_or("?", |v| v.namespace.label.as_str());
+        format!("namespace {ns}")
+    };
+    eprintln!(
+        "nsring: error: no {what} in {place} (see 'nsring ls {sub}{}')",
+        ns_flag(args)
+    );
 }
 
 fn ns_flag(args: &Args) -> String {
