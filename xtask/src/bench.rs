@@ -439,6 +439,13 @@ fn start_capturers(c: Capturer, lab: &Lab) -> Result<Vec<Proc>, String> {
         cmd.args(extra);
         Proc::spawn(cmd, "capturing on", Duration::from_secs(10))
     };
+    // tcpdump runs inside the namespace (it cannot be pointed at another one).
+    let tcpdump = |file: &str| -> Result<Proc, String> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &lab.rx, "taskset", "-c", "1"])
+            .args(["tcpdump", "-i", "rx0", "-n", "-w", file]);
+        Proc::spawn(cmd, "listening on", Duration::from_secs(10))
+    };
     Ok(match c {
         Capturer::None => vec![],
         Capturer::Nsring => vec![nsring(&[])?],
@@ -464,42 +471,8 @@ fn start_capturers(c: Capturer, lab: &Lab) -> Result<Vec<Proc>, String> {
             ]);
             vec![Proc::spawn(cmd, "capturing on", Duration::from_secs(10))?]
         }
-        Capturer::TcpdumpFile => {
-            let mut cmd = Command::new("ip");
-            cmd.args([
-                "netns",
-                "exec",
-                &lab.rx,
-                "taskset",
-                "-c",
-                "1",
-                "tcpdump",
-                "-i",
-                "rx0",
-                "-n",
-                "-w",
-                &capture_file(c),
-            ]);
-            vec![Proc::spawn(cmd, "listening on", Duration::from_secs(10))?]
-        }
-        Capturer::Tcpdump => {
-            let mut cmd = Command::new("ip");
-            cmd.args([
-                "netns",
-                "exec",
-                &lab.rx,
-                "taskset",
-                "-c",
-                "1",
-                "tcpdump",
-                "-i",
-                "rx0",
-                "-n",
-                "-w",
-                "/dev/null",
-            ]);
-            vec![Proc::spawn(cmd, "listening on", Duration::from_secs(10))?]
-        }
+        Capturer::TcpdumpFile => vec![tcpdump(&capture_file(c))?],
+        Capturer::Tcpdump => vec![tcpdump("/dev/null")?],
     })
 }
 
