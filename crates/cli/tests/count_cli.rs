@@ -236,6 +236,12 @@ fn tcpdump(ns: &str, filter: &str) -> Running {
         ns,
         "tcpdump",
         "--immediate-mode",
+        // In immediate mode libpcap uses a TPACKET_V2 ring of snaplen-sized frames: with the
+        // default 262144-byte snaplen its 2 MiB buffer holds 8 frames and drops a burst.
+        "-s",
+        "2048",
+        "-B",
+        "16384",
         "-n",
         "-i",
         "eth1",

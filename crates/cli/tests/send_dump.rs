@@ -142,8 +142,13 @@ impl Bg {
                 break st.code().unwrap_or(-1);
             }
             if Instant::now() > end {
+                let _ = Command::new("kill")
+                    .args(["-INT", &self.child.id().to_string()])
+                    .status();
+                std::thread::sleep(Duration::from_millis(500));
                 let _ = self.child.kill();
-                panic!("did not exit: {:?}", self.seen);
+                let rest: Vec<String> = self.lines.try_iter().collect();
+                panic!("did not exit: {:?} {:?}", self.seen, rest);
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -338,6 +343,13 @@ fn dump_writes_what_tcpdump_writes() {
                 &b,
                 "tcpdump",
                 "--immediate-mode",
+                // In immediate mode libpcap uses a TPACKET_V2 ring of snaplen-sized frames:
+                // with the default 262144-byte snaplen its 2 MiB buffer holds 8 frames and
+                // drops a burst.
+                "-s",
+                "2048",
+                "-B",
+                "16384",
                 "-c",
                 "200",
                 "-i",
