@@ -4,9 +4,7 @@
 //! waits until it says it is capturing, sends a known set of frames with `ring::Sender`, and
 //! checks the exact counts and bytes that count reports.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
@@ -14,18 +12,11 @@ use netns::NetNs;
 use netns::lab::Lab;
 use ring::Sender;
 
-const NSRING: &str = env!("CARGO_BIN_EXE_nsring");
+mod common;
+
+use common::{NSRING, Running, pair, start};
 const SRC: [u8; 6] = [0x02, 0x6e, 0x73, 0x72, 0x74, 0x01];
 const DST: [u8; 6] = [0x02, 0x6e, 0x73, 0x72, 0x74, 0x02];
-
-/// Two namespaces `a` and `b` joined by `eth1` -- `eth1` (IPv6 off: only our frames).
-fn pair(tag: &str) -> (Lab, NetNs, NetNs) {
-    let mut lab = Lab::new(tag);
-    let a = lab.netns("a");
-    let b = lab.netns("b");
-    lab.veth("a", "eth1", "b", "eth1");
-    (lab, a, b)
-}
 
 fn udp4(len: usize, dport: u16) -> Vec<u8> {
     let payload = vec![0x5a; len - 14 - 20 - 8];
@@ -97,50 +88,10 @@ fn send(ns: &NetNs, iface: &str, frames: &[Vec<u8>]) {
     }
 }
 
-/// A running capturer with its stderr lines collected.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts a command and waits until a stderr line contains `ready`.
-fn start(mut cmd: Command, ready: &str) -> Running {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("{cmd:?} never said '{ready}'"));
-        if line.contains(ready) {
-            break;
-        }
-    }
-    Running { child, lines: rx }
-}
-
 fn count(args: &[&str]) -> Running {
     let mut cmd = Command::new(NSRING);
     cmd.arg("count").args(args);
-    start(cmd, "capturing on")
+    start(cmd, "capturing on", Stdio::piped())
 }
 
 /// Waits for the capturer to exit by itself (bounded) and returns (status, stdout, stderr).
@@ -220,7 +171,7 @@ fn counts_inside_netns_exec_unchanged() {
         "eth1",
     ])
     .args(["-N", &set.len().to_string(), "--json"]);
-    let r = start(cmd, "capturing on");
+    let r = start(cmd, "capturing on", Stdio::piped());
     send(&a, "eth1", &set);
     let (code, out, err) = finish(r, Duration::from_secs(10));
     assert_eq!(code, 0, "{err}");
@@ -249,7 +200,7 @@ fn tcpdump(ns: &str, filter: &str) -> Running {
         "/dev/null",
     ])
     .arg(filter);
-    start(cmd, "listening on")
+    start(cmd, "listening on", Stdio::piped())
 }
 
 fn tcpdump_captured(err: &str) -> u64 {

@@ -5,10 +5,9 @@
 //! shows with its sent counter until it exits.
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use netns::NetNs;
@@ -16,16 +15,9 @@ use netns::lab::Lab;
 use ring::{Capture, CaptureConfig, RingGeometry, Sender};
 use serde_json::Value;
 
-const NSRING: &str = env!("CARGO_BIN_EXE_nsring");
+mod common;
 
-/// Two namespaces `a` and `b` joined by `eth1` -- `eth1`.
-fn pair(tag: &str) -> (Lab, NetNs, NetNs) {
-    let mut lab = Lab::new(tag);
-    let a = lab.netns("a");
-    let b = lab.netns("b");
-    lab.veth("a", "eth1", "b", "eth1");
-    (lab, a, b)
-}
+use common::{NSRING, Running, pair, start};
 
 /// A 100-byte Ethernet frame (locally administered MACs, an unassigned EtherType).
 fn frame(i: u8) -> Vec<u8> {
@@ -44,51 +36,6 @@ fn send(ns: &NetNs, n: u8) {
     }
 }
 
-/// A running child with its stderr lines collected; killed on drop.
-struct Running {
-    child: Child,
-    _lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(mut cmd: Command, ready: &str) -> Running {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("{cmd:?} never said '{ready}'"));
-        if line.contains(ready) {
-            break;
-        }
-    }
-    Running { child, _lines: rx }
-}
-
 /// `nsring count` on `target` (`NS/eth1`), from the initial namespace, bounded in time.
 fn count_from_here(target: &str, extra: &[&str]) -> Running {
     let mut cmd = Command::new(NSRING);
@@ -104,7 +51,7 @@ fn count_from_here(target: &str, extra: &[&str]) -> Running {
         "10",
     ])
     .args(extra);
-    start(cmd, "capturing on")
+    start(cmd, "capturing on", Stdio::null())
 }
 
 /// `nsring count -i eth1` run inside namespace `ns` (`ip netns exec` keeps the PID).
@@ -123,7 +70,7 @@ fn count_inside(ns: &str, extra: &[&str]) -> Running {
             "10",
         ])
         .args(extra);
-    start(cmd, "capturing on")
+    start(cmd, "capturing on", Stdio::null())
 }
 
 fn nsring(args: &[&str]) -> Output {
@@ -285,7 +232,7 @@ fn tcpdump_shows_as_a_foreign_socket_with_its_owner() {
         "-w",
         "/dev/null",
     ]);
-    let td = start(cmd, "listening on");
+    let td = start(cmd, "listening on", Stdio::null());
     let socks = sockets(&na);
     let theirs = socks
         .iter()
