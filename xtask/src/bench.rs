@@ -20,17 +20,19 @@ use crate::{BENCH_PKGS, install, require_root, root};
 const HELP: &str = "\
 usage: cargo xtask bench [--packets N] [--reps R] [--sizes 64,1514] [--json FILE]
                          [--capturers LIST] [--generators LIST] [--rate PPS]
+                         [--file-dir DIR]
 
   --packets N      packets per run (default 5000000)
   --reps R         repetitions of every (generator, capturer, size) (default 3)
   --sizes LIST     frame sizes in bytes without FCS, 60..=1514 (default 64,1514)
   --capturers LIST some of: none,nsring,nsring-noreg,tcpdump,nsring-fanout2,nsring-dump,
                    tcpdump-file (default all); nsring-noreg is count without the registry;
-                   nsring-dump and tcpdump-file write every packet to a file in /dev/shm
+                   nsring-dump and tcpdump-file write every packet to a file (--file-dir)
   --generators LIST some of: trafgen,nsring-send (default both, each with every capturer)
   --rate PPS       also check that `nsring send --pps PPS` holds its rate: 10 s of 64-byte
                    frames, the receiver's counter read every second (default 100000; 0: skip)
   --json FILE      also write the results as JSON
+  --file-dir DIR   where the file capturers write (default /dev/shm)
 
 The lab is two namespaces nsrt-b<pid>-tx / -rx joined by a veth pair (198.18.0.1/.2);
 the sender is pinned to CPU 0, capturers to CPU 1. Needs root; installs netsniff-ng (trafgen)
@@ -51,6 +53,7 @@ struct Opts {
     generators: Vec<Generator>,
     json: Option<String>,
     rate: u64,
+    file_dir: Option<String>,
 }
 
 /// What drives the lab: netsniff-ng's trafgen, or `nsring send` (same frames, both
@@ -119,6 +122,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         generators: Generator::ALL.to_vec(),
         json: None,
         rate: 100_000,
+        file_dir: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -173,6 +177,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--json" => o.json = Some(val("--json")?),
+            "--file-dir" => o.file_dir = Some(val("--file-dir")?),
             "--rate" => {
                 o.rate = val("--rate")?
                     .parse()
@@ -387,22 +392,99 @@ fn nsring_bin() -> String {
         .into_owned()
 }
 
-/// Where the file capturers write (RAM, so the disk is not what is measured); removed after
-/// each run.
-/// Touches `bytes` of memory through a file on /dev/shm, then frees it. A file capturer's
-/// cost is mostly the kernel allocating page-cache pages; on a VM, memory the guest has never
-/// used costs far more to allocate the first time (the host backs it then) than memory freed
-/// a moment ago. Without this, whichever file capturer runs right after another one gets the
-/// cheap, just-freed pages. Done once before the runs, so all of them find warm memory.
-fn warm_memory(bytes: u64) -> Result<(), String> {
-    let path = format!("/dev/shm/nsring-bench-{}-warm", std::process::id());
-    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a NUL-terminated path and a valid pointer to a statvfs to fill in.
-    let known = unsafe { libc::statvfs(c"/dev/shm".as_ptr(), &mut st) } == 0;
-    // Leave a tenth of /dev/shm free.
-    let room = st.f_bavail as u64 * st.f_frsize as u64 / 10 * 9;
-    fill_and_free(&path, if known { bytes.min(room) } else { bytes })
+/// Where the file capturers write (`--file-dir`, /dev/shm by default: RAM, so no disk is
+/// measured); their files are removed after each run.
+struct FileDir {
+    path: std::path::PathBuf,
+}
+
+impl FileDir {
+    fn new(dir: &str) -> Result<FileDir, String> {
+        let path = std::path::PathBuf::from(dir);
+        if !path.is_dir() {
+            return fail(format!("--file-dir {dir}: not a directory"));
+        }
+        Ok(FileDir { path })
+    }
+
+    fn file(&self, c: Capturer) -> String {
+        self.path
+            .join(format!("nsring-bench-{}-{}", std::process::id(), c.name()))
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Touches `bytes` of memory through a file here, then frees it: the first time a VM
+    /// uses memory, the host has to back it, which costs far more than the write. Done once
+    /// before the runs (with [`KeepFreedMemory`] on), so every run finds memory the guest
+    /// has used before.
+    fn warm(&self, bytes: u64) -> Result<(), String> {
+        let path = self
+            .path
+            .join(format!("nsring-bench-{}-warm", std::process::id()));
+        let c = std::ffi::CString::new(self.path.to_string_lossy().as_bytes())
+            .map_err(|_| "the file directory has a NUL in its name".to_string())?;
+        // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated path and a valid pointer to a statvfs to fill in.
+        let known = unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0;
+        // Leave a tenth free.
+        let room = st.f_bavail as u64 * st.f_frsize as u64 / 10 * 9;
+        fill_and_free(
+            &path.to_string_lossy(),
+            if known { bytes.min(room) } else { bytes },
+        )
+    }
+}
+
+const REPORTING_ORDER: &str = "/sys/module/page_reporting/parameters/page_reporting_order";
+
+/// Free page reporting off for the bench, restored on drop.
+///
+/// With virtio-balloon free page reporting (on in these VMs), memory the guest has freed for
+/// a couple of seconds goes back to the host, and the next use of it faults into the host
+/// again. A file capturer allocates a page-cache page for every 4 KiB it writes, so with
+/// reporting on, both file capturers spend most of their time in the host, and `dd` to
+/// /dev/shm moves 0.4–2 GB/s, differently from run to run; with it off, a steady 2.3–2.7
+/// GB/s. Reporting is turned off by raising its minimum order past the largest one
+/// (the number of orders in /proc/buddyinfo).
+struct KeepFreedMemory {
+    old: Option<String>,
+}
+
+impl KeepFreedMemory {
+    fn new() -> KeepFreedMemory {
+        let Ok(old) = std::fs::read_to_string(REPORTING_ORDER) else {
+            return KeepFreedMemory { old: None }; // no free page reporting here
+        };
+        let orders = std::fs::read_to_string("/proc/buddyinfo")
+            .ok()
+            .and_then(|s| s.lines().next().map(|l| l.split_whitespace().count()))
+            .map_or(11, |words| words.saturating_sub(4)); // "Node 0, zone NAME" and counts
+        match std::fs::write(REPORTING_ORDER, orders.to_string()) {
+            Ok(()) => {
+                eprintln!(
+                    "bench: free page reporting off during the run (it was order {}; restored after)",
+                    old.trim()
+                );
+                KeepFreedMemory { old: Some(old) }
+            }
+            Err(e) => {
+                eprintln!(
+                    "bench: cannot turn free page reporting off ({e}); the file capturers' numbers include the host backing memory again"
+                );
+                KeepFreedMemory { old: None }
+            }
+        }
+    }
+}
+
+impl Drop for KeepFreedMemory {
+    fn drop(&mut self) {
+        if let Some(old) = &self.old {
+            let _ = std::fs::write(REPORTING_ORDER, old.trim());
+        }
+    }
 }
 
 fn fill_and_free(path: &str, bytes: u64) -> Result<(), String> {
@@ -427,11 +509,7 @@ fn file_bytes(packets: u64, size: usize) -> u64 {
     packets * (size as u64 + 48)
 }
 
-fn capture_file(c: Capturer) -> String {
-    format!("/dev/shm/nsring-bench-{}-{}", std::process::id(), c.name())
-}
-
-fn start_capturers(c: Capturer, lab: &Lab) -> Result<Vec<Proc>, String> {
+fn start_capturers(c: Capturer, lab: &Lab, files: &FileDir) -> Result<Vec<Proc>, String> {
     let iface = format!("{}/rx0", lab.rx);
     let nsring = |extra: &[&str]| -> Result<Proc, String> {
         let mut cmd = Command::new("taskset");
@@ -467,11 +545,11 @@ fn start_capturers(c: Capturer, lab: &Lab) -> Result<Vec<Proc>, String> {
                 "-i",
                 &iface,
                 "-w",
-                &capture_file(c),
+                &files.file(c),
             ]);
             vec![Proc::spawn(cmd, "capturing on", Duration::from_secs(10))?]
         }
-        Capturer::TcpdumpFile => vec![tcpdump(&capture_file(c))?],
+        Capturer::TcpdumpFile => vec![tcpdump(&files.file(c))?],
         Capturer::Tcpdump => vec![tcpdump("/dev/null")?],
     })
 }
@@ -605,8 +683,9 @@ fn one_run(
     conf: &str,
     size: usize,
     packets: u64,
+    files: &FileDir,
 ) -> Result<Sample, String> {
-    let procs = start_capturers(c, lab)?;
+    let procs = start_capturers(c, lab, files)?;
     let t0 = Instant::now();
     let gen_result = match g {
         Generator::Trafgen => run_trafgen(lab, conf, packets),
@@ -623,7 +702,7 @@ fn one_run(
     for p in procs {
         finished.push(p.stop());
     }
-    let _ = std::fs::remove_file(capture_file(c));
+    let _ = std::fs::remove_file(files.file(c));
     let (sent, secs) = gen_result?;
     if sent != packets {
         return fail(format!("{} sent {sent} of {packets} packets", g.name()));
@@ -686,15 +765,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .capturers
         .iter()
         .any(|c| matches!(c, Capturer::NsringDump | Capturer::TcpdumpFile));
+    let files = FileDir::new(opts.file_dir.as_deref().unwrap_or("/dev/shm"))?;
+    let _memory = writes_files.then(KeepFreedMemory::new);
     if writes_files {
         let largest = opts.sizes.iter().copied().max().unwrap_or(1514);
         // Twice a run's file, so every file capturer's run finds memory used before.
         let bytes = 2 * file_bytes(opts.packets, largest);
         eprintln!(
-            "bench: warming {} MiB of memory for the file capturers",
+            "bench: capture files go to {}; warming {} MiB of memory there",
+            files.path.display(),
             bytes >> 20
         );
-        warm_memory(bytes)?;
+        files.warm(bytes)?;
     }
     let mut rows = Vec::new();
     'outer: for &size in &opts.sizes {
@@ -722,7 +804,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         rep + 1,
                         opts.reps
                     );
-                    by_capturer[i].push(one_run(&lab, g, c, &conf, size, opts.packets)?);
+                    by_capturer[i].push(one_run(&lab, g, c, &conf, size, opts.packets, &files)?);
                 }
             }
             for (&c, samples) in opts.capturers.iter().zip(by_capturer) {

@@ -14,7 +14,9 @@
 //! it to the inner writer with a single `write_all`. A packet goes out as consecutive
 //! `write_all`s: its fixed header (built on the stack), the packet bytes straight from the
 //! caller's slice or slices (no copy in this crate; behind a `BufWriter` that is the only
-//! user-space copy, as stdio is for libpcap), and its trailer.
+//! user-space copy, as stdio is for libpcap), and its trailer. Or packets are gathered
+//! in a [`PacketBatch`] (their bytes borrowed, not copied) and written with one vectored
+//! write: then the kernel's copy into the file is the only one.
 //! Blocks are never interleaved, and if the output fails (a full disk, `ENOSPC`),
 //! everything up to [`PcapngWriter::valid_len`] / [`PcapWriter::valid_len`] (the position
 //! of the last successful flush) is a complete, valid capture file, and truncating the
@@ -37,12 +39,14 @@
 //! over tens of thousands of deterministic mutations of valid files.
 #![forbid(unsafe_code)]
 
+mod batch;
 mod bytes;
 pub mod fuzzing;
 mod pcap_write;
 mod pcapng_write;
 mod read;
 
+pub use batch::PacketBatch;
 pub use pcap_write::{PcapHeader, PcapWriter};
 pub use pcapng_write::{InterfaceDesc, PcapngWriter, SectionDesc};
 pub use read::{
@@ -310,6 +314,23 @@ impl<W: io::Write> Sink<W> {
             n += part.len() as u64;
         }
         self.written += n;
+        Ok(())
+    }
+
+    /// Write a whole batch of packets (gathered, see [`PacketBatch`]) and empty it.
+    /// `written` counts it only once all of it went out.
+    fn commit_batch(&mut self, batch: &mut PacketBatch<'_>) -> Result<(), WriteError> {
+        self.check()?;
+        if let Err(source) = batch.write_all_to(&mut self.inner) {
+            self.failed = true;
+            return Err(WriteError::Io {
+                what: "batch of packets",
+                valid_len: self.valid_len,
+                source,
+            });
+        }
+        self.written += batch.bytes();
+        batch.clear();
         Ok(())
     }
 

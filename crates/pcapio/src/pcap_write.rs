@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::bytes::{put_u16, put_u32};
-use crate::{LinkType, MAX_BLOCK_LEN, Sink, TsResolution, WriteError};
+use crate::{LinkType, MAX_BLOCK_LEN, PacketBatch, Sink, TsResolution, WriteError};
 
 /// The fields of a classic pcap file header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +91,33 @@ impl<W: Write> PcapWriter<W> {
         orig_len: u32,
         parts: &[&[u8]],
     ) -> Result<(), WriteError> {
+        let head = self.frame(ts_ns, orig_len, parts)?;
+        self.sink.commit_parts("packet record", &head, parts, &[])
+    }
+
+    /// Adds a packet record to `batch` instead of writing it (the same checks and bytes as
+    /// [`write_packet_parts`](Self::write_packet_parts); the pieces are borrowed until
+    /// [`write_batch`](Self::write_batch)).
+    pub fn batch_packet<'a>(
+        &mut self,
+        batch: &mut PacketBatch<'a>,
+        ts_ns: u64,
+        orig_len: u32,
+        parts: &[&'a [u8]],
+    ) -> Result<(), WriteError> {
+        let head = self.frame(ts_ns, orig_len, parts)?;
+        batch.push(&head, parts, &[]);
+        Ok(())
+    }
+
+    /// Writes the packets of `batch` with vectored writes and empties it. Like any write,
+    /// it is part of the valid file after the next [`flush`](Self::flush).
+    pub fn write_batch(&mut self, batch: &mut PacketBatch<'_>) -> Result<(), WriteError> {
+        self.sink.commit_batch(batch)
+    }
+
+    /// Checks a packet and builds its record header.
+    fn frame(&self, ts_ns: u64, orig_len: u32, parts: &[&[u8]]) -> Result<[u8; 16], WriteError> {
         self.sink.check()?;
         let caplen: usize = parts.iter().map(|p| p.len()).sum();
         if self.header.snaplen != 0 && caplen > self.header.snaplen as usize {
@@ -126,7 +153,7 @@ impl<W: Write> PcapWriter<W> {
         {
             slot.copy_from_slice(&v.to_le_bytes());
         }
-        self.sink.commit_parts("packet record", &head, parts, &[])
+        Ok(head)
     }
 
     /// Flush the inner writer. On success the whole output so far is a valid file.

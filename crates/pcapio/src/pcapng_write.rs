@@ -4,7 +4,8 @@ use std::io::Write;
 
 use crate::bytes::{pad_to_4, put_u16, put_u32, put_u64};
 use crate::{
-    DEFAULT_USERAPPL, Direction, InterfaceStats, LinkType, MAX_BLOCK_LEN, Sink, WriteError,
+    DEFAULT_USERAPPL, Direction, InterfaceStats, LinkType, MAX_BLOCK_LEN, PacketBatch, Sink,
+    WriteError,
 };
 
 pub(crate) const SHB_TYPE: u32 = 0x0A0D_0D0A;
@@ -205,11 +206,52 @@ impl<W: Write> PcapngWriter<W> {
         parts: &[&[u8]],
         direction: Option<Direction>,
     ) -> Result<(), WriteError> {
+        let (head, tail) = self.frame(interface, ts_ns, orig_len, parts, direction)?;
+        self.sink.commit_parts(
+            "pcapng enhanced packet block",
+            &head,
+            parts,
+            tail.as_slice(),
+        )
+    }
+
+    /// Adds an enhanced packet block to `batch` instead of writing it (the same checks and
+    /// bytes as [`write_packet_parts`](Self::write_packet_parts); the pieces are borrowed
+    /// until [`write_batch`](Self::write_batch)).
+    pub fn batch_packet<'a>(
+        &mut self,
+        batch: &mut PacketBatch<'a>,
+        interface: u32,
+        ts_ns: u64,
+        orig_len: u32,
+        parts: &[&'a [u8]],
+        direction: Option<Direction>,
+    ) -> Result<(), WriteError> {
+        let (head, tail) = self.frame(interface, ts_ns, orig_len, parts, direction)?;
+        batch.push(&head, parts, tail.as_slice());
+        Ok(())
+    }
+
+    /// Writes the packets of `batch` with vectored writes and empties it. Like any write,
+    /// it is part of the valid file after the next [`flush`](Self::flush).
+    pub fn write_batch(&mut self, batch: &mut PacketBatch<'_>) -> Result<(), WriteError> {
+        self.sink.commit_batch(batch)
+    }
+
+    /// Checks a packet and builds its enhanced packet block's head and tail.
+    fn frame(
+        &mut self,
+        interface: u32,
+        ts_ns: u64,
+        orig_len: u32,
+        parts: &[&[u8]],
+        direction: Option<Direction>,
+    ) -> Result<([u8; EPB_HEAD], Tail), WriteError> {
         self.sink.check()?;
         let caplen: usize = parts.iter().map(|p| p.len()).sum();
         let st = self
             .interfaces
-            .get(interface as usize)
+            .get_mut(interface as usize)
             .ok_or(WriteError::UnknownInterface { interface })?;
         if st.snaplen != 0 && caplen > st.snaplen as usize {
             return Err(WriteError::CaplenExceedsSnaplen {
@@ -229,6 +271,8 @@ impl<W: Write> PcapngWriter<W> {
             });
         }
         let units = to_units(ts_ns, st.nanos);
+        st.first_ts.get_or_insert(ts_ns);
+        st.last_ts = Some(ts_ns);
         let pad = caplen.next_multiple_of(4) - caplen;
         let options = if direction.is_some() { 12 } else { 0 };
         // at most MAX_BLOCK_LEN - 1 after the check above
@@ -247,24 +291,18 @@ impl<W: Write> PcapngWriter<W> {
             slot.copy_from_slice(&v.to_le_bytes());
         }
         // padding (zeros), epb_flags and opt_endofopt if there is a direction, total length
-        let mut tail = [0u8; 3 + 12 + 4];
+        let mut tail = Tail::default();
         let mut t = pad;
         if let Some(d) = direction {
-            tail[t..t + 2].copy_from_slice(&EPB_FLAGS.to_le_bytes());
-            tail[t + 2..t + 4].copy_from_slice(&4u16.to_le_bytes());
-            tail[t + 4..t + 8].copy_from_slice(&d.epb_flags().to_le_bytes());
+            tail.b[t..t + 2].copy_from_slice(&EPB_FLAGS.to_le_bytes());
+            tail.b[t + 2..t + 4].copy_from_slice(&4u16.to_le_bytes());
+            tail.b[t + 4..t + 8].copy_from_slice(&d.epb_flags().to_le_bytes());
             // opt_endofopt: code 0, length 0 (already zero)
             t += 12;
         }
-        tail[t..t + 4].copy_from_slice(&total.to_le_bytes());
-        t += 4;
-        self.sink
-            .commit_parts("pcapng enhanced packet block", &head, parts, &tail[..t])?;
-        if let Some(st) = self.interfaces.get_mut(interface as usize) {
-            st.first_ts.get_or_insert(ts_ns);
-            st.last_ts = Some(ts_ns);
-        }
-        Ok(())
+        tail.b[t..t + 4].copy_from_slice(&total.to_le_bytes());
+        tail.len = t + 4;
+        Ok((head, tail))
     }
 
     /// Write an interface statistics block for `interface`. Start and end times left
@@ -390,6 +428,19 @@ impl<W: Write> PcapngWriter<W> {
             slot.copy_from_slice(&total.to_le_bytes());
         }
         self.sink.commit(what)
+    }
+}
+
+/// An enhanced packet block's tail: padding, `epb_flags` and `opt_endofopt`, total length.
+#[derive(Debug, Default)]
+struct Tail {
+    b: [u8; 3 + 12 + 4],
+    len: usize,
+}
+
+impl Tail {
+    fn as_slice(&self) -> &[u8] {
+        &self.b[..self.len]
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -12,19 +12,20 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use netns::{NetNs, NsSpec};
 use pcapio::{
-    InterfaceDesc, InterfaceStats, LinkType, PcapHeader, PcapWriter, PcapngWriter, SectionDesc,
-    TsResolution, WriteError,
+    InterfaceDesc, InterfaceStats, LinkType, PacketBatch, PcapHeader, PcapWriter, PcapngWriter,
+    SectionDesc, TsResolution, WriteError,
 };
-use ring::{Capture, Dir, Frame, Stats};
+use ring::{Block, Capture, Dir, Frame, Stats};
 
 use crate::cmd::count::{CaptureArgs, parse_secs};
 use crate::target::Target;
 
-/// Output buffer: blocks reach the file in writes of up to this size. Small enough that the
-/// bytes just copied out of the ring are still in the CPU's cache when write(2) copies them
-/// into the page cache: in the benchmark (1514-byte frames to a file on tmpfs), 64 KiB
-/// captured ~30% more than 1 MiB did, and 4–16 KiB no more than 64 KiB.
+/// Output buffer for what is copied (file headers, statistics blocks, the frames of several
+/// interfaces, small batches): it reaches the file in writes of up to this size.
 const BUF_BYTES: usize = 64 << 10;
+/// Frames of one interface go from the ring to the file in gathered writes (writev) of
+/// about this many bytes, so the kernel's copy into the page cache is the only copy.
+const BATCH_BYTES: u64 = 256 << 10;
 /// Whole packets, as tcpdump.
 const DUMP_SNAPLEN: u32 = 262_144;
 
@@ -98,6 +99,13 @@ impl Write for Sink {
         }
     }
 
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write_vectored(bufs),
+            Sink::Stdout(s) => s.write_vectored(bufs),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sink::File(f) => f.flush(),
@@ -106,17 +114,81 @@ impl Write for Sink {
     }
 }
 
+/// The sink behind a buffer of [`BUF_BYTES`] for small writes, which a large gathered
+/// write (a [`PacketBatch`]) passes by: `BufWriter` would copy it, or write it slice by
+/// slice, since it cannot know that our sink takes vectored writes.
+#[derive(Debug)]
+struct Buffered {
+    buf: Vec<u8>,
+    sink: Sink,
+}
+
+impl Buffered {
+    fn new(sink: Sink) -> Buffered {
+        Buffered {
+            buf: Vec::with_capacity(BUF_BYTES),
+            sink,
+        }
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        let r = self.sink.write_all(&self.buf);
+        self.buf.clear();
+        r
+    }
+}
+
+impl Write for Buffered {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + b.len() > BUF_BYTES {
+            self.flush_buf()?;
+        }
+        if b.len() >= BUF_BYTES {
+            return self.sink.write(b);
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if self.buf.len() + total > BUF_BYTES {
+            self.flush_buf()?;
+        }
+        if total >= BUF_BYTES {
+            return self.sink.write_vectored(bufs);
+        }
+        for b in bufs {
+            self.buf.extend_from_slice(b);
+        }
+        Ok(total)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_buf()?;
+        self.sink.flush()
+    }
+}
+
+impl Drop for Buffered {
+    /// As `BufWriter`: what is buffered goes out (after a failure the writer is leaked
+    /// instead, see [`Output::fail`]).
+    fn drop(&mut self) {
+        let _ = self.flush_buf();
+    }
+}
+
 #[derive(Debug)]
 enum Writer {
-    Ng(PcapngWriter<BufWriter<Sink>>),
-    Pcap(PcapWriter<BufWriter<Sink>>),
+    Ng(PcapngWriter<Buffered>),
+    Pcap(PcapWriter<Buffered>),
 }
 
 impl Writer {
     fn sink(&self) -> &Sink {
         match self {
-            Writer::Ng(w) => w.get_ref().get_ref(),
-            Writer::Pcap(w) => w.get_ref().get_ref(),
+            Writer::Ng(w) => &w.get_ref().sink,
+            Writer::Pcap(w) => &w.get_ref().sink,
         }
     }
 
@@ -231,7 +303,7 @@ impl Output {
             })?),
             None => Sink::Stdout(io::stdout()),
         };
-        let buf = BufWriter::with_capacity(BUF_BYTES, sink);
+        let buf = Buffered::new(sink);
         self.path = path.clone();
         self.opened_at = Instant::now();
         let w = match self.format {
@@ -334,26 +406,93 @@ impl Output {
         r.map_err(|e| self.fail(e))
     }
 
-    fn rotate_due(&self) -> bool {
+    /// Whether the current file is due to be closed, with `pending` bytes not yet written.
+    fn rotate_due(&self, pending: u64) -> bool {
         let Some(w) = &self.w else { return false };
         self.base.is_some()
-            && (self.rotate_bytes.is_some_and(|b| w.bytes_written() >= b)
+            && (self
+                .rotate_bytes
+                .is_some_and(|b| w.bytes_written() + pending >= b)
                 || self
                     .rotate_after
                     .is_some_and(|d| self.opened_at.elapsed() >= d))
     }
 
-    /// Writes one captured frame of interface `ifc`, its VLAN tag put back, straight from
-    /// the ring into the output buffer (the one user-space copy).
-    fn frame(&mut self, ifc: usize, f: &Frame<'_>) -> anyhow::Result<()> {
-        let mut tag = [0u8; 4];
-        self.frame_parts(
-            ifc,
-            f.timestamp_ns(),
-            f.wire_len(),
-            with_vlan(f, &mut tag),
-            f.direction() == Dir::Out,
-        )
+    /// Writes the frames of one ring block of interface `ifc`, at most `room` of them,
+    /// gathered straight from the ring into vectored writes: no copy in user space, the
+    /// kernel's copy into the file is the only one. Returns the frames written and their
+    /// wire bytes.
+    fn block(
+        &mut self,
+        ifc: usize,
+        block: &Block<'_>,
+        room: Option<u64>,
+    ) -> anyhow::Result<(u64, u64)> {
+        // VLAN tags the kernel took out, to be put back: gathered first, then borrowed.
+        let tags: Vec<[u8; 4]> = block.frames().filter_map(|f| vlan_tag(&f)).collect();
+        let mut tags = tags.iter();
+        let mut batch = PacketBatch::new();
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for f in block {
+            if room.is_some_and(|r| n >= r) {
+                break;
+            }
+            let tag = if vlan_tag(&f).is_some() {
+                tags.next()
+            } else {
+                None
+            };
+            if self.rotate_due(batch.bytes()) {
+                self.write_batch(&mut batch)?;
+                self.rotate()?;
+            }
+            let mut parts = with_vlan(f.data(), tag);
+            parts.truncate(self.snaplen as usize);
+            let parts = parts.as_slice();
+            let caplen: usize = parts.iter().map(|p| p.len()).sum();
+            let orig = f.wire_len().max(caplen as u32);
+            let r = match self.w.as_mut() {
+                Some(Writer::Ng(w)) => w.batch_packet(
+                    &mut batch,
+                    ifc as u32,
+                    f.timestamp_ns(),
+                    orig,
+                    parts,
+                    Some(direction(&f)),
+                ),
+                Some(Writer::Pcap(w)) => w.batch_packet(&mut batch, f.timestamp_ns(), orig, parts),
+                None => return Ok((n, bytes)),
+            };
+            r.map_err(|e| self.fail(e))?;
+            self.written += 1;
+            self.per_if[ifc] += 1;
+            n += 1;
+            bytes += u64::from(f.wire_len());
+            if batch.bytes() >= BATCH_BYTES || batch.slices() + 8 >= PacketBatch::MAX_SLICES {
+                self.write_batch(&mut batch)?;
+            }
+        }
+        self.write_batch(&mut batch)?;
+        Ok((n, bytes))
+    }
+
+    fn write_batch(&mut self, batch: &mut PacketBatch<'_>) -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let r = match self.w.as_mut() {
+            Some(Writer::Ng(w)) => w.write_batch(batch),
+            Some(Writer::Pcap(w)) => w.write_batch(batch),
+            None => return Ok(()),
+        };
+        r.map_err(|e| self.fail(e))
+    }
+
+    /// Closes the current file and starts the next one.
+    fn rotate(&mut self) -> anyhow::Result<()> {
+        self.close_file()?;
+        self.file_no += 1;
+        self.open_next()
     }
 
     /// Statistics blocks (pcapng) and the final flush of the current file.
@@ -396,8 +535,9 @@ fn source_kind(e: &WriteError) -> Option<io::ErrorKind> {
 
 /// What each capture does with its frames.
 trait Consumer {
-    /// Takes one frame; `Ok(true)` asks to stop at once.
-    fn frame(&mut self, f: &Frame<'_>) -> anyhow::Result<bool>;
+    /// Takes the frames of one ring block; returns whether to stop at once, and the frames'
+    /// wire bytes.
+    fn block(&mut self, block: &Block<'_>) -> anyhow::Result<(bool, u64)>;
     /// The ring block is done; `stats` are the capture's kernel counters now.
     fn block_done(&mut self, stats: Stats) -> anyhow::Result<()>;
 }
@@ -419,26 +559,17 @@ fn drive(
                 d.saturating_duration_since(now)
             })
             .clamp(Duration::from_millis(1), Duration::from_millis(250));
-        let mut stop = false;
-        let mut bytes = None;
-        if let Some(block) = cap.next_block(Some(wait))? {
-            let mut b = 0u64;
-            for f in &block {
-                b += u64::from(f.wire_len());
-                if c.frame(&f)? {
-                    stop = true;
-                    break;
-                }
-            }
-            bytes = Some(b);
-        }
-        let Some(b) = bytes else {
+        let got = match cap.next_block(Some(wait))? {
+            Some(block) => Some(c.block(&block)?),
+            None => None,
+        };
+        let Some((stop, bytes)) = got else {
             if cap.finished() {
                 break;
             }
             continue;
         };
-        cap.add_bytes(b); // for `nsring ls`: one store per block
+        cap.add_bytes(bytes); // for `nsring ls`: one store per block
         let st = cap.stats()?;
         c.block_done(st)?;
         if stop {
@@ -455,9 +586,10 @@ struct Inline<'a> {
 }
 
 impl Consumer for Inline<'_> {
-    fn frame(&mut self, f: &Frame<'_>) -> anyhow::Result<bool> {
-        self.out.frame(0, f)?;
-        Ok(self.limit.is_some_and(|n| self.out.written >= n))
+    fn block(&mut self, block: &Block<'_>) -> anyhow::Result<(bool, u64)> {
+        let room = self.limit.map(|n| n.saturating_sub(self.out.written));
+        let (_, bytes) = self.out.block(0, block, room)?;
+        Ok((self.limit.is_some_and(|n| self.out.written >= n), bytes))
     }
 
     fn block_done(&mut self, stats: Stats) -> anyhow::Result<()> {
@@ -490,18 +622,22 @@ struct Batcher {
 }
 
 impl Consumer for Batcher {
-    fn frame(&mut self, f: &Frame<'_>) -> anyhow::Result<bool> {
-        let mut tag = [0u8; 4];
-        for part in with_vlan(f, &mut tag).as_slice() {
-            self.cur.data.extend_from_slice(part);
+    fn block(&mut self, block: &Block<'_>) -> anyhow::Result<(bool, u64)> {
+        let mut bytes = 0;
+        for f in block {
+            bytes += u64::from(f.wire_len());
+            let tag = vlan_tag(&f);
+            for part in with_vlan(f.data(), tag.as_ref()).as_slice() {
+                self.cur.data.extend_from_slice(part);
+            }
+            self.cur.recs.push((
+                f.timestamp_ns(),
+                f.wire_len(),
+                self.cur.data.len() as u32,
+                f.direction() == Dir::Out,
+            ));
         }
-        self.cur.recs.push((
-            f.timestamp_ns(),
-            f.wire_len(),
-            self.cur.data.len() as u32,
-            f.direction() == Dir::Out,
-        ));
-        Ok(false)
+        Ok((false, bytes))
     }
 
     fn block_done(&mut self, stats: Stats) -> anyhow::Result<()> {
@@ -551,12 +687,22 @@ impl<'a> Parts<'a> {
 /// The MAC addresses: a restored VLAN tag goes after them.
 const VLAN_OFFSET: usize = 12;
 
-fn with_vlan<'a>(f: &Frame<'a>, tag: &'a mut [u8; 4]) -> Parts<'a> {
-    let data = f.data();
-    match f.vlan() {
-        Some((tpid, tci)) if data.len() >= VLAN_OFFSET => {
-            tag[..2].copy_from_slice(&tpid.to_be_bytes());
-            tag[2..].copy_from_slice(&tci.to_be_bytes());
+/// The VLAN tag the kernel took out of `f`, as it goes back into the bytes.
+fn vlan_tag(f: &Frame<'_>) -> Option<[u8; 4]> {
+    let (tpid, tci) = f.vlan()?;
+    if f.data().len() < VLAN_OFFSET {
+        return None;
+    }
+    let mut tag = [0u8; 4];
+    tag[..2].copy_from_slice(&tpid.to_be_bytes());
+    tag[2..].copy_from_slice(&tci.to_be_bytes());
+    Some(tag)
+}
+
+/// A frame's bytes with `tag` (from [`vlan_tag`]) put back after the MAC addresses.
+fn with_vlan<'a>(data: &'a [u8], tag: Option<&'a [u8; 4]>) -> Parts<'a> {
+    match tag {
+        Some(tag) if data.len() >= VLAN_OFFSET => {
             let (macs, rest) = data.split_at(VLAN_OFFSET);
             Parts {
                 p: [macs, &tag[..], rest],
@@ -564,6 +710,14 @@ fn with_vlan<'a>(f: &Frame<'a>, tag: &'a mut [u8; 4]) -> Parts<'a> {
             }
         }
         _ => Parts::one(data),
+    }
+}
+
+fn direction(f: &Frame<'_>) -> pcapio::Direction {
+    if f.direction() == Dir::Out {
+        pcapio::Direction::Outbound
+    } else {
+        pcapio::Direction::Inbound
     }
 }
 
@@ -578,10 +732,8 @@ impl Output {
         mut parts: Parts<'_>,
         out: bool,
     ) -> anyhow::Result<()> {
-        if self.rotate_due() {
-            self.close_file()?;
-            self.file_no += 1;
-            self.open_next()?;
+        if self.rotate_due(0) {
+            self.rotate()?;
         }
         parts.truncate(self.snaplen as usize);
         let parts = parts.as_slice();
@@ -829,7 +981,49 @@ fn many(
 
 #[cfg(test)]
 mod tests {
-    use super::Parts;
+    use super::{BUF_BYTES, Buffered, Parts, Sink};
+    use std::io::{IoSlice, Read, Seek, Write};
+
+    /// Small writes are buffered, a large gathered write goes past the buffer: the file
+    /// still gets every byte in the order written.
+    #[test]
+    fn the_buffer_keeps_order_around_gathered_writes() {
+        let path = std::env::temp_dir().join(format!("nsring-buffered-{}", std::process::id()));
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let mut b = Buffered::new(Sink::File(file));
+        let big: Vec<u8> = (0..BUF_BYTES * 2).map(|i| (i % 251) as u8).collect();
+        let mut want = b"head".to_vec();
+        b.write_all(b"head").unwrap();
+        let mut put = |b: &mut Buffered, pieces: &[&[u8]]| {
+            let slices: Vec<_> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+            let n = b.write_vectored(&slices).unwrap();
+            let all: Vec<u8> = pieces.concat();
+            want.extend_from_slice(&all[..n]);
+            if n < all.len() {
+                b.write_all(&all[n..]).unwrap();
+                want.extend_from_slice(&all[n..]);
+            }
+        };
+        put(&mut b, &[b"ab", b"cd"]); // small: buffered
+        put(&mut b, &[&big[..BUF_BYTES], b"xy", &big[BUF_BYTES..]]); // large: straight out
+        put(&mut b, &[b"tail"]);
+        b.flush().unwrap();
+        let Sink::File(mut f) = std::mem::replace(&mut b.sink, Sink::Stdout(std::io::stdout()))
+        else {
+            unreachable!()
+        };
+        f.rewind().unwrap();
+        let mut got = Vec::new();
+        f.read_to_end(&mut got).unwrap();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "bytes out of order");
+    }
 
     fn cut(p: &[&[u8]], max: usize) -> Vec<Vec<u8>> {
         let mut parts = Parts {
