@@ -197,9 +197,12 @@ mod tests {
         }
     }
 
-    /// (interface, timestamp, pieces, direction) of a varied run of packets: every padding,
-    /// split and empty pieces, both directions and none.
-    fn packets(ring: &[u8]) -> Vec<(u32, u64, Vec<&[u8]>, Option<Direction>)> {
+    /// Interface, timestamp, pieces, direction.
+    type Pkt<'a> = (u32, u64, Vec<&'a [u8]>, Option<Direction>);
+
+    /// A varied run of packets: every padding, split and empty pieces, both directions and
+    /// none.
+    fn packets(ring: &[u8]) -> Vec<Pkt<'_>> {
         let dirs = [None, Some(Direction::Inbound), Some(Direction::Outbound)];
         (0..40usize)
             .map(|i| {
