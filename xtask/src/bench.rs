@@ -20,7 +20,7 @@ use crate::{BENCH_PKGS, install, require_root, root};
 const HELP: &str = "\
 usage: cargo xtask bench [--packets N] [--reps R] [--sizes 64,1514] [--json FILE]
                          [--capturers LIST] [--generators LIST] [--rate PPS]
-                         [--file-dir DIR]
+                         [--file-dir DIR] [-v]
 
   --packets N      packets per run (default 5000000)
   --reps R         repetitions of every (generator, capturer, size) (default 3)
@@ -33,6 +33,7 @@ usage: cargo xtask bench [--packets N] [--reps R] [--sizes 64,1514] [--json FILE
                    frames, the receiver's counter read every second (default 100000; 0: skip)
   --json FILE      also write the results as JSON
   --file-dir DIR   where the file capturers write (default /dev/shm)
+  -v, --verbose    also print every run's numbers as it ends
 
 The lab is two namespaces nsrt-b<pid>-tx / -rx joined by a veth pair (198.18.0.1/.2);
 the sender is pinned to CPU 0, capturers to CPU 1. Needs root; installs netsniff-ng (trafgen)
@@ -54,6 +55,7 @@ struct Opts {
     json: Option<String>,
     rate: u64,
     file_dir: Option<String>,
+    verbose: bool,
 }
 
 /// What drives the lab: netsniff-ng's trafgen, or `nsring send` (same frames, both
@@ -123,6 +125,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         json: None,
         rate: 100_000,
         file_dir: None,
+        verbose: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -178,6 +181,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             }
             "--json" => o.json = Some(val("--json")?),
             "--file-dir" => o.file_dir = Some(val("--file-dir")?),
+            "-v" | "--verbose" => o.verbose = true,
             "--rate" => {
                 o.rate = val("--rate")?
                     .parse()
@@ -804,7 +808,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         rep + 1,
                         opts.reps
                     );
-                    by_capturer[i].push(one_run(&lab, g, c, &conf, size, opts.packets, &files)?);
+                    let s = one_run(&lab, g, c, &conf, size, opts.packets, &files)?;
+                    if opts.verbose {
+                        eprintln!(
+                            "\rbench: {size:>4} B  {:<11} {:<15} run {}: generated {:.0} kpps, captured {}, dropped {}, {:.1} ns/pkt",
+                            g.name(),
+                            c.name(),
+                            rep + 1,
+                            s.gen_pps / 1e3,
+                            s.captured,
+                            s.drops,
+                            1e9 * s.cpu_s / s.captured.max(1) as f64
+                        );
+                    }
+                    by_capturer[i].push(s);
                 }
             }
             for (&c, samples) in opts.capturers.iter().zip(by_capturer) {

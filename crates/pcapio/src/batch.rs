@@ -4,14 +4,15 @@ use std::io::{self, IoSlice, Write};
 
 /// Packets framed for the file but not yet written: the framing (record headers, pcapng
 /// trailers) in a buffer of the batch, the packet bytes borrowed from the caller (a capture
-/// ring, say). [`PcapngWriter::write_batch`](crate::PcapngWriter::write_batch) and
+/// ring, say), except pieces of at most [`PacketBatch::COPY_MAX`] bytes, which are copied
+/// next to the framing (one more slice costs the kernel more than copying those). [`PcapngWriter::write_batch`](crate::PcapngWriter::write_batch) and
 /// [`PcapWriter::write_batch`](crate::PcapWriter::write_batch) hand it to the inner writer as
 /// one gathered write (`writev` for a file), so the packet bytes are copied once, by the
 /// kernel, straight from where they are.
 ///
 /// Fill it with [`PcapngWriter::batch_packet`](crate::PcapngWriter::batch_packet) or
 /// [`PcapWriter::batch_packet`](crate::PcapWriter::batch_packet); the batch then holds about
-/// two slices per packet (the framing between two packets is one slice). Keep it to about
+/// two slices per large packet (what is copied between two of them is one slice). Keep it to about
 /// [`PacketBatch::MAX_SLICES`] slices: the kernel takes at most that many per `writev`.
 ///
 /// ```
@@ -36,7 +37,7 @@ pub struct PacketBatch<'a> {
 
 #[derive(Debug, Clone, Copy)]
 enum Piece<'a> {
-    /// `framing[start..end]`.
+    /// `framing[start..end]`: framing and copied small pieces.
     Framing(usize, usize),
     Data(&'a [u8]),
 }
@@ -44,10 +45,37 @@ enum Piece<'a> {
 impl<'a> PacketBatch<'a> {
     /// The most slices one `writev` takes on Linux (`IOV_MAX`).
     pub const MAX_SLICES: usize = 1024;
+    /// Packet pieces up to this long are copied into the batch rather than borrowed.
+    pub const COPY_MAX: usize = 256;
 
     /// An empty batch.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty batch with room for `bytes` of framing and small pieces, and `slices`
+    /// slices.
+    pub fn with_capacity(bytes: usize, slices: usize) -> Self {
+        PacketBatch {
+            framing: Vec::with_capacity(bytes),
+            pieces: Vec::with_capacity(slices),
+            bytes: 0,
+            packets: 0,
+        }
+    }
+
+    /// Empties the batch and frees it from what it borrowed, keeping its buffers: a batch
+    /// can then outlive the ring block it was filled from, and be filled again from the
+    /// next one without allocating.
+    pub fn recycle<'b>(mut self) -> PacketBatch<'b> {
+        self.clear();
+        PacketBatch {
+            framing: self.framing,
+            // empty, so the closure never runs; collecting in place keeps the allocation
+            pieces: self.pieces.into_iter().map(|_| Piece::Data(&[])).collect(),
+            bytes: 0,
+            packets: 0,
+        }
     }
 
     /// Packets in the batch.
@@ -82,8 +110,12 @@ impl<'a> PacketBatch<'a> {
     pub(crate) fn push(&mut self, head: &[u8], body: &[&'a [u8]], tail: &[u8]) {
         self.push_framing(head);
         for part in body.iter().filter(|p| !p.is_empty()) {
-            self.pieces.push(Piece::Data(part));
-            self.bytes += part.len() as u64;
+            if part.len() <= Self::COPY_MAX {
+                self.push_framing(part);
+            } else {
+                self.pieces.push(Piece::Data(part));
+                self.bytes += part.len() as u64;
+            }
         }
         self.push_framing(tail);
         self.packets += 1;
@@ -206,7 +238,7 @@ mod tests {
         let dirs = [None, Some(Direction::Inbound), Some(Direction::Outbound)];
         (0..40usize)
             .map(|i| {
-                let len = (i * 37) % 100;
+                let len = (i * 337) % 1000;
                 let d = &ring[i..i + len];
                 let cut = len / 3;
                 let parts = match i % 3 {
@@ -226,7 +258,7 @@ mod tests {
 
     #[test]
     fn a_pcapng_batch_writes_the_bytes_of_packet_by_packet_writes() {
-        let ring: Vec<u8> = (0..=255u8).cycle().take(200).collect();
+        let ring: Vec<u8> = (0..=255u8).cycle().take(1100).collect();
         let pk = packets(&ring);
         let mut one = PcapngWriter::new(Vec::new(), &SectionDesc::default()).unwrap();
         one.add_interface(&desc("a")).unwrap();
@@ -258,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_pcap_batch_writes_the_bytes_of_packet_by_packet_writes() {
-        let ring: Vec<u8> = (0..=255u8).cycle().take(200).collect();
+        let ring: Vec<u8> = (0..=255u8).cycle().take(1100).collect();
         let pk = packets(&ring);
         let mut one = PcapWriter::new(Vec::new(), PcapHeader::default()).unwrap();
         for (_, ts, parts, _) in &pk {
@@ -270,10 +302,45 @@ mod tests {
         for (_, ts, parts, _) in &pk {
             w.batch_packet(&mut batch, *ts, 1514, parts).unwrap();
         }
-        // header and data of consecutive packets: framing between them is merged
-        assert!(batch.slices() <= 2 * batch.packets() + pk.len());
+        // framing and small pieces between two large pieces are one slice
+        let large: usize = pk
+            .iter()
+            .map(|p| {
+                p.2.iter()
+                    .filter(|d| d.len() > PacketBatch::COPY_MAX)
+                    .count()
+            })
+            .sum();
+        assert!(large > 10);
+        assert!(batch.slices() <= 2 * large + 1);
         w.write_batch(&mut batch).unwrap();
         assert_eq!(w.finish().unwrap().out, want);
+    }
+
+    #[test]
+    fn a_recycled_batch_keeps_its_buffers() {
+        let mut b = PacketBatch::with_capacity(1000, 10);
+        {
+            let ring = vec![1u8; 500];
+            b.push(&[0; 16], &[&ring[..]], &[]);
+            b = b.recycle();
+        }
+        assert!(b.is_empty());
+        assert_eq!((b.bytes(), b.slices()), (0, 0));
+        assert!(b.framing.capacity() >= 1000 && b.pieces.capacity() >= 10);
+    }
+
+    #[test]
+    fn small_packets_are_copied_into_one_slice() {
+        let ring = [3u8; 64 * 10];
+        let mut w = PcapWriter::new(Vec::new(), PcapHeader::default()).unwrap();
+        let mut batch = PacketBatch::new();
+        for (i, pkt) in ring.chunks(64).enumerate() {
+            w.batch_packet(&mut batch, i as u64, 64, &[pkt]).unwrap();
+        }
+        assert_eq!((batch.slices(), batch.bytes()), (1, 10 * (16 + 64)));
+        w.write_batch(&mut batch).unwrap();
+        assert_eq!(w.finish().unwrap().len(), 24 + 10 * (16 + 64));
     }
 
     #[test]

@@ -89,9 +89,9 @@ pub struct CaptureArgs {
     /// Ring block size in KiB (a power of two).
     #[arg(long, value_name = "KIB", default_value_t = 1024)]
     pub block_kib: u32,
-    /// Number of ring blocks.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
-    pub blocks: u32,
+    /// Number of ring blocks [default: 16 for count, 64 for dump].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub blocks: Option<u32>,
     /// Milliseconds after which a partly filled block is handed over.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub block_timeout_ms: u32,
@@ -121,6 +121,16 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{s}' is not a positive number of seconds"))
 }
 
+/// Ring blocks of `count` (1 MiB each): it keeps up with a veth at any frame size.
+pub const COUNT_BLOCKS: u32 = 16;
+
+/// What a command uses where its capture options were not given.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub snaplen: u32,
+    pub blocks: u32,
+}
+
 impl CaptureArgs {
     /// The interface target (`NS/IFACE`), parsed without touching the system.
     pub fn target(&self) -> anyhow::Result<Target> {
@@ -145,31 +155,33 @@ impl CaptureArgs {
         Ok(v)
     }
 
-    /// The ring's shape from --block-kib, --blocks and --block-timeout-ms.
-    pub fn geometry(&self) -> anyhow::Result<RingGeometry> {
+    /// The ring's shape from --block-kib, --blocks (`default_blocks` if not given) and
+    /// --block-timeout-ms.
+    pub fn geometry(&self, default_blocks: u32) -> anyhow::Result<RingGeometry> {
         Ok(RingGeometry {
             block_size: self
                 .block_kib
                 .checked_mul(1024)
                 .ok_or_else(|| crate::usage("--block-kib is too large"))?,
-            block_count: self.blocks,
+            block_count: self.blocks.unwrap_or(default_blocks),
             block_timeout_ms: self.block_timeout_ms,
             ..RingGeometry::default()
         })
     }
 
-    /// The capture settings for `target`, with `snaplen` when -l was not given.
+    /// The capture settings for `target`, with the command's defaults for what was not
+    /// given.
     pub fn config(
         &self,
         target: &Target,
-        default_snaplen: u32,
+        defaults: Defaults,
         command: &str,
     ) -> anyhow::Result<CaptureConfig> {
         let mut cfg = CaptureConfig::new(target.iface_name())
-            .snaplen(self.snaplen.unwrap_or(default_snaplen))
+            .snaplen(self.snaplen.unwrap_or(defaults.snaplen))
             .direction(self.direction)
             .promiscuous(!self.no_promisc)
-            .ring(self.geometry()?)
+            .ring(self.geometry(defaults.blocks)?)
             .app_name(
                 self.app_name
                     .clone()
@@ -215,7 +227,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         COUNT_SNAPLEN
     };
-    let cfg = c.config(&target, default_snaplen, "count")?;
+    let cfg = c.config(
+        &target,
+        Defaults {
+            snaplen: default_snaplen,
+            blocks: COUNT_BLOCKS,
+        },
+        "count",
+    )?;
     let ns = NetNs::open(&target.ns)?;
     let mut cap = Capture::open(&ns, &cfg)?;
     let waker = cap.waker();
