@@ -689,6 +689,11 @@ fn one_run(
     packets: u64,
     files: &FileDir,
 ) -> Result<Sample, String> {
+    if matches!(c, Capturer::NsringDump | Capturer::TcpdumpFile) {
+        // Memory left alone for minutes can be cold again (the host reclaims it): every
+        // file run starts on memory touched a moment ago.
+        files.warm(file_bytes(packets, size))?;
+    }
     let procs = start_capturers(c, lab, files)?;
     let t0 = Instant::now();
     let gen_result = match g {
@@ -789,13 +794,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let conf = conf.to_string_lossy().into_owned();
         for &g in &opts.generators {
             let mut baseline: Option<f64> = None;
-            // Repetitions outermost, and the capturers in a rotated order in each: the
+            // Repetitions outermost, and the capturers in a different order in each: the
             // machine's state (page cache, memory just freed by a file writer) drifts over a
             // run, and a fixed order would hand that drift to the same capturer every time.
             let mut by_capturer: Vec<Vec<Sample>> = vec![Vec::new(); opts.capturers.len()];
             for rep in 0..opts.reps {
                 let n = opts.capturers.len();
                 for k in 0..n {
+                    // rotated, and backwards every other repetition, so that no capturer
+                    // always runs right before another
+                    let k = if rep % 2 == 1 { n - 1 - k } else { k };
                     let i = (k + rep) % n;
                     let c = opts.capturers[i];
                     if STOP.load(Ordering::SeqCst) {

@@ -513,6 +513,32 @@ impl Drop for Record {
         // Unlink while still holding the lock, so no reader ever sees our file unlocked.
         let _ = unlinkat(&self.dir, self.name.as_str(), UnlinkatFlags::NoRemoveDir);
         let _ = &self.file;
+        self.remove_dir_if_last();
+    }
+}
+
+impl Record {
+    /// The last record of a namespace takes the namespace's directory along (it holds only
+    /// the metadata file then). A record created in it meanwhile makes the rmdir fail: the
+    /// metadata is written back for it; or the creator finds the directory gone and tries
+    /// again, as it does after a sweep.
+    fn remove_dir_if_last(&self) {
+        let Some(ns_dir) = self.path.parent() else {
+            return;
+        };
+        match list_names(&self.dir, ns_dir) {
+            Ok(names) if names.iter().all(|n| n == NS_META) => {}
+            _ => return,
+        }
+        let _ = unlinkat(&self.dir, NS_META, UnlinkatFlags::NoRemoveDir);
+        match std::fs::remove_dir(ns_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => {
+                let (inode, cookie) = (self.header.netns_inode, self.header.netns_cookie);
+                let _ = write_ns_meta(&self.dir, ns_dir, inode, cookie);
+            }
+        }
     }
 }
 
@@ -768,30 +794,7 @@ impl RunDir {
             return Ok(());
         }
         let _ = scan_dir(dir, Some(cookie));
-        let tmp = format!(".netns-{}", std::process::id());
-        let text = format!("inode={inode}\ncookie={cookie}\n");
-        let fd = openat(
-            dir,
-            tmp.as_str(),
-            OFlag::O_WRONLY
-                | OFlag::O_CREAT
-                | OFlag::O_TRUNC
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o644),
-        )
-        .map_err(sys_err("open", &path.join(&tmp)))?;
-        let file = File::from(fd);
-        let _ = fchmod(&file, Mode::from_bits_truncate(0o644));
-        file.write_all_at(text.as_bytes(), 0)
-            .map_err(|source| Error::Sys {
-                call: "write",
-                path: path.join(&tmp),
-                source,
-            })?;
-        renameat2(dir, tmp.as_str(), dir, NS_META, RenameFlags::empty())
-            .map_err(sys_err("rename", &path.join(NS_META)))?;
-        Ok(())
+        write_ns_meta(dir, path, inode, cookie)
     }
 
     /// Reads the records of the namespace with nsfs inode `netns_inode`, removing stale
@@ -919,6 +922,30 @@ fn list_names(dir: &OwnedFd, path: &Path) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Writes a namespace directory's metadata file (through a temporary and a rename).
+fn write_ns_meta(dir: &OwnedFd, path: &Path, inode: u64, cookie: u64) -> Result<()> {
+    let tmp = format!(".netns-{}", std::process::id());
+    let text = format!("inode={inode}\ncookie={cookie}\n");
+    let fd = openat(
+        dir,
+        tmp.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(sys_err("open", &path.join(&tmp)))?;
+    let file = File::from(fd);
+    let _ = fchmod(&file, Mode::from_bits_truncate(0o644));
+    file.write_all_at(text.as_bytes(), 0)
+        .map_err(|source| Error::Sys {
+            call: "write",
+            path: path.join(&tmp),
+            source,
+        })?;
+    renameat2(dir, tmp.as_str(), dir, NS_META, RenameFlags::empty())
+        .map_err(sys_err("rename", &path.join(NS_META)))?;
+    Ok(())
 }
 
 /// `(inode, cookie)` from a directory's metadata file, if it is there and well formed.

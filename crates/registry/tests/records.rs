@@ -133,7 +133,25 @@ fn a_record_is_created_read_updated_and_removed() {
     let scan = run.scan(inode, None).unwrap();
     assert_eq!(scan.records.len(), 1);
     assert!(scan.removed.is_empty());
+    assert!(
+        t.ns_dir(inode).join(record::NS_META).exists(),
+        "a directory with a record left keeps its metadata"
+    );
     drop(rec2);
+    assert!(
+        !t.ns_dir(inode).exists(),
+        "the last record takes its directory along"
+    );
+    // and the next record makes it again
+    let rec3 = run.create(inode, &sock2, &info("eth1")).unwrap();
+    assert_eq!(
+        run.scan(inode, Some(current_cookie()))
+            .unwrap()
+            .records
+            .len(),
+        1
+    );
+    drop(rec3);
     assert!(run.scan(inode, None).unwrap().records.is_empty());
 }
 
@@ -329,10 +347,14 @@ fn sweep_removes_directories_of_gone_namespaces() {
     assert_eq!(report.orphans, [12], "a live record keeps its directory");
     assert!(!t.ns_dir(13).exists());
     assert_eq!(run.namespaces().unwrap(), [11, 12]);
-    drop(live);
     assert!(
         t.ns_dir(11).exists(),
         "sweep leaves existing namespaces alone"
+    );
+    drop(live);
+    assert!(
+        !t.ns_dir(11).exists(),
+        "the last record takes its directory along"
     );
 }
 
