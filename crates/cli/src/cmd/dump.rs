@@ -432,61 +432,86 @@ impl Output {
 
     /// Writes the frames of one ring block of interface `ifc`, at most `room` of them,
     /// gathered straight from the ring into vectored writes: no copy in user space, the
-    /// kernel's copy into the file is the only one. Returns the frames written and their
-    /// wire bytes.
-    fn block(
-        &mut self,
-        ifc: usize,
-        block: &Block<'_>,
-        room: Option<u64>,
-    ) -> anyhow::Result<(u64, u64)> {
-        // VLAN tags the kernel took out, to be put back: gathered first, then borrowed.
-        let tags: Vec<[u8; 4]> = block.frames().filter_map(|f| vlan_tag(&f)).collect();
-        let mut tags = tags.iter();
-        let mut batch = self.spare.take().unwrap_or_default().recycle();
-        let (mut n, mut bytes) = (0u64, 0u64);
-        for f in block {
-            if room.is_some_and(|r| n >= r) {
-                break;
-            }
-            let tag = if vlan_tag(&f).is_some() {
-                tags.next()
-            } else {
-                None
-            };
-            if self.rotate_due(batch.bytes()) {
-                self.write_batch(&mut batch)?;
-                self.rotate()?;
-            }
-            let mut parts = with_vlan(f.data(), tag);
-            parts.truncate(self.snaplen as usize);
-            let parts = parts.as_slice();
-            let caplen: usize = parts.iter().map(|p| p.len()).sum();
-            let orig = f.wire_len().max(caplen as u32);
-            let r = match self.w.as_mut() {
-                Some(Writer::Ng(w)) => w.batch_packet(
-                    &mut batch,
-                    ifc as u32,
+    /// kernel's copy into the file is the only one. Returns their wire bytes.
+    fn block(&mut self, ifc: usize, block: &Block<'_>, room: Option<u64>) -> anyhow::Result<u64> {
+        // VLAN tags the kernel took out, to be put back: gathered first (with the index of
+        // their frame), so that the batch can borrow them.
+        let tags: Vec<(usize, [u8; 4])> = block
+            .frames()
+            .enumerate()
+            .filter_map(|(i, f)| Some((i, vlan_tag(&f)?)))
+            .collect();
+        let mut tags = tags.iter().peekable();
+        self.with_batch(|out, batch| {
+            let mut bytes = 0u64;
+            for (i, f) in block.frames().enumerate() {
+                if room.is_some_and(|r| i as u64 >= r) {
+                    break;
+                }
+                let tag = tags.next_if(|(k, _)| *k == i).map(|(_, t)| t);
+                bytes += u64::from(f.wire_len());
+                out.put(
+                    batch,
+                    ifc,
                     f.timestamp_ns(),
-                    orig,
-                    parts,
-                    Some(direction(&f)),
-                ),
-                Some(Writer::Pcap(w)) => w.batch_packet(&mut batch, f.timestamp_ns(), orig, parts),
-                None => return Ok((n, bytes)),
-            };
-            r.map_err(|e| self.fail(e))?;
-            self.written += 1;
-            self.per_if[ifc] += 1;
-            n += 1;
-            bytes += u64::from(f.wire_len());
-            if batch.bytes() >= BATCH_BYTES || batch.slices() + 8 >= PacketBatch::MAX_SLICES {
-                self.write_batch(&mut batch)?;
+                    f.wire_len(),
+                    with_vlan(f.data(), tag),
+                    f.direction() == Dir::Out,
+                )?;
             }
-        }
+            Ok(bytes)
+        })
+    }
+
+    /// Runs `f` with the output's batch (its buffers kept from one call to the next), and
+    /// writes what `f` left in it.
+    fn with_batch<'a, R>(
+        &mut self,
+        f: impl FnOnce(&mut Output, &mut PacketBatch<'a>) -> anyhow::Result<R>,
+    ) -> anyhow::Result<R> {
+        let mut batch = self.spare.take().unwrap_or_default().recycle();
+        let r = f(self, &mut batch)?;
         self.write_batch(&mut batch)?;
         self.spare = Some(batch.recycle());
-        Ok((n, bytes))
+        Ok(r)
+    }
+
+    /// Adds one frame of interface `ifc` (cut to the snaplen) to `batch`, rotating first
+    /// if due, and writes the batch once it is large.
+    fn put<'a>(
+        &mut self,
+        batch: &mut PacketBatch<'a>,
+        ifc: usize,
+        ts: u64,
+        wire_len: u32,
+        mut parts: Parts<'a>,
+        out: bool,
+    ) -> anyhow::Result<()> {
+        if self.rotate_due(batch.bytes()) {
+            self.write_batch(batch)?;
+            self.rotate()?;
+        }
+        parts.truncate(self.snaplen as usize);
+        let parts = parts.as_slice();
+        let caplen: usize = parts.iter().map(|p| p.len()).sum();
+        let orig = wire_len.max(caplen as u32);
+        let dir = if out {
+            pcapio::Direction::Outbound
+        } else {
+            pcapio::Direction::Inbound
+        };
+        let r = match self.w.as_mut() {
+            Some(Writer::Ng(w)) => w.batch_packet(batch, ifc as u32, ts, orig, parts, Some(dir)),
+            Some(Writer::Pcap(w)) => w.batch_packet(batch, ts, orig, parts),
+            None => return Ok(()),
+        };
+        r.map_err(|e| self.fail(e))?;
+        self.written += 1;
+        self.per_if[ifc] += 1;
+        if batch.bytes() >= BATCH_BYTES || batch.slices() + 8 >= PacketBatch::MAX_SLICES {
+            self.write_batch(batch)?;
+        }
+        Ok(())
     }
 
     fn write_batch(&mut self, batch: &mut PacketBatch<'_>) -> anyhow::Result<()> {
@@ -601,7 +626,7 @@ struct Inline<'a> {
 impl Consumer for Inline<'_> {
     fn block(&mut self, block: &Block<'_>) -> anyhow::Result<(bool, u64)> {
         let room = self.limit.map(|n| n.saturating_sub(self.out.written));
-        let (_, bytes) = self.out.block(0, block, room)?;
+        let bytes = self.out.block(0, block, room)?;
         Ok((self.limit.is_some_and(|n| self.out.written >= n), bytes))
     }
 
@@ -662,9 +687,9 @@ impl Consumer for Batcher {
     }
 }
 
-/// A frame's bytes as libpcap hands them out, in at most three pieces that borrow the
-/// ring: with a VLAN tag the kernel took out put back after the MAC addresses (into
-/// `tag`), as `Frame::copy_with_vlan` does, without copying the packet.
+/// A frame's bytes as libpcap hands them out, in at most three borrowed pieces: with a
+/// VLAN tag the kernel took out put back after the MAC addresses, as
+/// `Frame::copy_with_vlan` does, without copying the packet.
 #[derive(Debug)]
 struct Parts<'a> {
     p: [&'a [u8]; 3],
@@ -723,49 +748,6 @@ fn with_vlan<'a>(data: &'a [u8], tag: Option<&'a [u8; 4]>) -> Parts<'a> {
             }
         }
         _ => Parts::one(data),
-    }
-}
-
-fn direction(f: &Frame<'_>) -> pcapio::Direction {
-    if f.direction() == Dir::Out {
-        pcapio::Direction::Outbound
-    } else {
-        pcapio::Direction::Inbound
-    }
-}
-
-impl Output {
-    /// Writes one frame's bytes, given as consecutive pieces (cut to the snaplen),
-    /// rotating first if due.
-    fn frame_parts(
-        &mut self,
-        ifc: usize,
-        ts: u64,
-        wire_len: u32,
-        mut parts: Parts<'_>,
-        out: bool,
-    ) -> anyhow::Result<()> {
-        if self.rotate_due(0) {
-            self.rotate()?;
-        }
-        parts.truncate(self.snaplen as usize);
-        let parts = parts.as_slice();
-        let caplen: usize = parts.iter().map(|p| p.len()).sum();
-        let orig = wire_len.max(caplen as u32);
-        let dir = if out {
-            pcapio::Direction::Outbound
-        } else {
-            pcapio::Direction::Inbound
-        };
-        let r = match self.w.as_mut() {
-            Some(Writer::Ng(w)) => w.write_packet_parts(ifc as u32, ts, orig, parts, Some(dir)),
-            Some(Writer::Pcap(w)) => w.write_packet_parts(ts, orig, parts),
-            None => return Ok(()),
-        };
-        r.map_err(|e| self.fail(e))?;
-        self.written += 1;
-        self.per_if[ifc] += 1;
-        Ok(())
     }
 }
 
@@ -948,24 +930,18 @@ fn many(
                 if result.is_err() || limit.is_some_and(|n| out.written >= n) {
                     continue;
                 }
-                let mut start = 0usize;
-                for &(ts, wire, end, outbound) in &b.recs {
-                    if limit.is_some_and(|n| out.written >= n) {
-                        break;
+                result = out.with_batch(|out, batch| {
+                    let mut start = 0usize;
+                    for &(ts, wire, end, outbound) in &b.recs {
+                        if limit.is_some_and(|n| out.written >= n) {
+                            break;
+                        }
+                        let data = &b.data[start..end as usize];
+                        out.put(batch, src, ts, wire, Parts::one(data), outbound)?;
+                        start = end as usize;
                     }
-                    let r = out.frame_parts(
-                        src,
-                        ts,
-                        wire,
-                        Parts::one(&b.data[start..end as usize]),
-                        outbound,
-                    );
-                    start = end as usize;
-                    if let Err(e) = r {
-                        result = Err(e);
-                        break;
-                    }
-                }
+                    Ok(())
+                });
                 if result.is_ok() {
                     result = out.flush();
                 }
