@@ -37,7 +37,9 @@ usage: cargo xtask bench [--packets N] [--reps R] [--sizes 64,1514] [--json FILE
 
 The lab is two namespaces nsrt-b<pid>-tx / -rx joined by a veth pair (198.18.0.1/.2);
 the sender is pinned to CPU 0, capturers to CPU 1. Needs root; installs netsniff-ng (trafgen)
-and tcpdump if missing.";
+and tcpdump if missing. With file capturers, virtio-balloon free page reporting is off for
+the run (restored after), and each file run starts on memory touched just before; see
+docs/DESIGN.md, \"Benchmark method\".";
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
