@@ -5,15 +5,17 @@ use std::io::{self, IoSlice, Write};
 /// Packets framed for the file but not yet written: the framing (record headers, pcapng
 /// trailers) in a buffer of the batch, the packet bytes borrowed from the caller (a capture
 /// ring, say), except pieces of at most [`PacketBatch::COPY_MAX`] bytes, which are copied
-/// next to the framing (one more slice costs the kernel more than copying those). [`PcapngWriter::write_batch`](crate::PcapngWriter::write_batch) and
+/// next to the framing (one more slice costs the kernel more than copying those).
+/// [`PcapngWriter::write_batch`](crate::PcapngWriter::write_batch) and
 /// [`PcapWriter::write_batch`](crate::PcapWriter::write_batch) hand it to the inner writer as
 /// one gathered write (`writev` for a file), so the packet bytes are copied once, by the
 /// kernel, straight from where they are.
 ///
 /// Fill it with [`PcapngWriter::batch_packet`](crate::PcapngWriter::batch_packet) or
 /// [`PcapWriter::batch_packet`](crate::PcapWriter::batch_packet); the batch then holds about
-/// two slices per large packet (what is copied between two of them is one slice). Keep it to about
-/// [`PacketBatch::MAX_SLICES`] slices: the kernel takes at most that many per `writev`.
+/// two slices per large packet (what is copied between two of them is one slice). Keep it
+/// to about [`PacketBatch::MAX_SLICES`] slices: the kernel takes at most that many per
+/// `writev`.
 ///
 /// ```
 /// use pcapio::{PacketBatch, PcapHeader, PcapWriter};
