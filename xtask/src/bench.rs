@@ -104,6 +104,11 @@ impl Capturer {
         Capturer::TcpdumpFile,
     ];
 
+    /// `nsring dump -w FILE` or `tcpdump -w FILE`.
+    fn writes_file(self) -> bool {
+        matches!(self, Capturer::NsringDump | Capturer::TcpdumpFile)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Capturer::None => "none",
@@ -421,9 +426,9 @@ impl FileDir {
     }
 
     /// Touches `bytes` of memory through a file here, then frees it: the first time a VM
-    /// uses memory, the host has to back it, which costs far more than the write. Done once
-    /// before the runs (with [`KeepFreedMemory`] on), so every run finds memory the guest
-    /// has used before.
+    /// uses memory, the host has to back it, which costs far more than the write. Done
+    /// before every file run (with [`KeepFreedMemory`] on), so each finds memory the guest
+    /// has just used.
     fn warm(&self, bytes: u64) -> Result<(), String> {
         let path = self
             .path
@@ -691,9 +696,9 @@ fn one_run(
     packets: u64,
     files: &FileDir,
 ) -> Result<Sample, String> {
-    if matches!(c, Capturer::NsringDump | Capturer::TcpdumpFile) {
-        // Memory left alone for minutes can be cold again (the host reclaims it): every
-        // file run starts on memory touched a moment ago.
+    if c.writes_file() {
+        // Memory left alone for minutes comes back cold: every file run starts on memory
+        // touched a moment ago.
         files.warm(file_bytes(packets, size))?;
     }
     let procs = start_capturers(c, lab, files)?;
@@ -772,22 +777,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("nsring-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
 
-    let writes_files = opts
-        .capturers
-        .iter()
-        .any(|c| matches!(c, Capturer::NsringDump | Capturer::TcpdumpFile));
+    let writes_files = opts.capturers.iter().any(|c| c.writes_file());
     let files = FileDir::new(opts.file_dir.as_deref().unwrap_or("/dev/shm"))?;
     let _memory = writes_files.then(KeepFreedMemory::new);
     if writes_files {
-        let largest = opts.sizes.iter().copied().max().unwrap_or(1514);
-        // Twice a run's file, so every file capturer's run finds memory used before.
-        let bytes = 2 * file_bytes(opts.packets, largest);
-        eprintln!(
-            "bench: capture files go to {}; warming {} MiB of memory there",
-            files.path.display(),
-            bytes >> 20
-        );
-        files.warm(bytes)?;
+        eprintln!("bench: capture files go to {}", files.path.display());
     }
     let mut rows = Vec::new();
     'outer: for &size in &opts.sizes {

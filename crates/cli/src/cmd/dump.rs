@@ -508,6 +508,7 @@ impl Output {
         r.map_err(|e| self.fail(e))?;
         self.written += 1;
         self.per_if[ifc] += 1;
+        // a packet adds at most 4 slices (framing, three pieces), so 8 spare is room for one
         if batch.bytes() >= BATCH_BYTES || batch.slices() + 8 >= PacketBatch::MAX_SLICES {
             self.write_batch(batch)?;
         }
