@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = pcapio::fuzzing::fuzz_read(data);
+    let _ = nsring_pcap::fuzzing::fuzz_read(data);
 });

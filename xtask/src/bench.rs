@@ -767,7 +767,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     Sh::new().dir(root()).run(
         &crate::cargo(),
-        &["build", "--release", "--quiet", "-p", "nsring"],
+        &["build", "--release", "--quiet", "-p", "nsring-cli"],
     )?;
     // SAFETY: installing a handler that only stores to an atomic is async-signal-safe.
     unsafe {

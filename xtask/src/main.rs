@@ -143,7 +143,10 @@ fn demo(args: &[String]) -> Result<(), String> {
     require_root("demo")?;
     install(DEMO_PKGS)?;
     let sh = Sh::new().dir(root());
-    sh.run(&cargo(), &["build", "--release", "--quiet", "-p", "nsring"])?;
+    sh.run(
+        &cargo(),
+        &["build", "--release", "--quiet", "-p", "nsring-cli"],
+    )?;
     let bin = root().join("target/release/nsring");
     let mut argv: Vec<&str> = vec!["demo"];
     argv.extend(args.iter().map(String::as_str));

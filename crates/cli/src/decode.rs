@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use etherparse::{LinkSlice, NetSlice, SlicedPacket, TransportSlice};
-use ring::{Dir, Frame};
+use nsring_capture::{Dir, Frame};
 
 /// Prints frames; keeps one scratch buffer for frames whose VLAN tag must be put back.
 pub struct Printer {

@@ -26,23 +26,23 @@ fn is_usage(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.is::<Usage>()
             || matches!(
-                e.downcast_ref::<ring::Error>(),
+                e.downcast_ref::<nsring_capture::Error>(),
                 Some(
-                    ring::Error::NoInterface { .. }
-                        | ring::Error::InvalidInterfaceName { .. }
-                        | ring::Error::Filter { .. }
-                        | ring::Error::Config(_)
+                    nsring_capture::Error::NoInterface { .. }
+                        | nsring_capture::Error::InvalidInterfaceName { .. }
+                        | nsring_capture::Error::Filter { .. }
+                        | nsring_capture::Error::Config(_)
                 )
             )
             || matches!(
-                e.downcast_ref::<netns::Error>(),
+                e.downcast_ref::<nsring_netns::Error>(),
                 Some(
-                    netns::Error::InvalidName { .. }
-                        | netns::Error::InvalidIfName { .. }
-                        | netns::Error::NotFound { .. }
-                        | netns::Error::Exists { .. }
-                        | netns::Error::LinkNotFound { .. }
-                        | netns::Error::LinkExists { .. }
+                    nsring_netns::Error::InvalidName { .. }
+                        | nsring_netns::Error::InvalidIfName { .. }
+                        | nsring_netns::Error::NotFound { .. }
+                        | nsring_netns::Error::Exists { .. }
+                        | nsring_netns::Error::LinkNotFound { .. }
+                        | nsring_netns::Error::LinkExists { .. }
                 )
             )
     })

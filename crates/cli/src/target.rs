@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use netns::NsSpec;
+use nsring_netns::NsSpec;
 
 /// An interface in a namespace, parsed from `IFACE`, `NS/IFACE` or `--netns NS -i IFACE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl Target {
             }
             None => (netns.cloned().unwrap_or(NsSpec::Current), spec),
         };
-        netns::link::validate_ifname(iface)?;
+        nsring_netns::link::validate_ifname(iface)?;
         let iface = (iface != "any").then(|| iface.to_owned());
         Ok(Target { ns, iface })
     }

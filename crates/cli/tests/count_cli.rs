@@ -1,16 +1,16 @@
 //! `nsring count` end to end: real frames through real veth pairs in lab namespaces (root).
 //!
 //! Each test builds its own lab (removed on drop, also on panic), starts the built binary,
-//! waits until it says it is capturing, sends a known set of frames with `ring::Sender`, and
+//! waits until it says it is capturing, sends a known set of frames with `nsring_capture::Sender`, and
 //! checks the exact counts and bytes that count reports.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
-use netns::NetNs;
-use netns::lab::Lab;
-use ring::Sender;
+use nsring_capture::Sender;
+use nsring_netns::NetNs;
+use nsring_netns::lab::Lab;
 
 mod common;
 

@@ -4,8 +4,8 @@
 
 use std::process::Command;
 
-use netns::lab::Lab;
-use netns::{NetNs, link};
+use nsring_netns::lab::Lab;
+use nsring_netns::{NetNs, link};
 
 struct Run {
     code: i32,

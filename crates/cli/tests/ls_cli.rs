@@ -10,9 +10,9 @@ use std::os::unix::fs::FileExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use netns::NetNs;
-use netns::lab::Lab;
-use ring::{Capture, CaptureConfig, RingGeometry, Sender};
+use nsring_capture::{Capture, CaptureConfig, RingGeometry, Sender};
+use nsring_netns::NetNs;
+use nsring_netns::lab::Lab;
 use serde_json::Value;
 
 mod common;
@@ -282,7 +282,7 @@ fn records_of_killed_captures_and_deleted_namespaces_go_away() {
     in_b.child.wait().unwrap();
     let dir_b = format!("/run/nsring/{}", b.inode());
     assert!(std::path::Path::new(&dir_b).exists());
-    netns::del(&nb).unwrap();
+    nsring_netns::del(&nb).unwrap();
     ok(&["ls", "sockets", "--all-netns"]);
     assert!(
         !std::path::Path::new(&dir_b).exists(),
@@ -532,7 +532,7 @@ fn an_interface_moved_into_a_namespace_moves_in_the_views() {
     );
     assert!(names(&["ls", "dev"]).contains(&host));
     assert!(!names(&["ls", "dev", "--netns", &na]).contains(&host));
-    netns::link::set_netns(&initial, &host, lab.ns("a")).unwrap();
+    nsring_netns::link::set_netns(&initial, &host, lab.ns("a")).unwrap();
     assert!(!names(&["ls", "dev"]).contains(&host));
     assert!(names(&["ls", "dev", "--netns", &na]).contains(&host));
     let one = ok(&["ls", "dev", &host, "--netns", &na]);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use netns::lab::Lab;
+use nsring_netns::lab::Lab;
 
 fn nsring(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nsring"))
@@ -55,7 +55,7 @@ fn ip(args: &[&str]) -> String {
 }
 
 fn run_dir_has(name: &str) -> bool {
-    Path::new(netns::NETNS_RUN_DIR)
+    Path::new(nsring_netns::NETNS_RUN_DIR)
         .join(name)
         .symlink_metadata()
         .is_ok()
@@ -66,7 +66,7 @@ struct NameGuard(String);
 
 impl Drop for NameGuard {
     fn drop(&mut self) {
-        let _ = netns::del(&self.0);
+        let _ = nsring_netns::del(&self.0);
     }
 }
 
@@ -216,7 +216,7 @@ fn exec_sees_interfaces_etc_files_and_passes_the_status_through() {
     lab.netns("b");
     lab.veth("a", "nsrt-ca", "b", "nsrt-cb");
     let name = lab.ns_name("a");
-    let etc = DirGuard(Path::new(netns::NETNS_ETC_DIR).join(&name));
+    let etc = DirGuard(Path::new(nsring_netns::NETNS_ETC_DIR).join(&name));
     fs::create_dir_all(&etc.0).unwrap();
     let marker = format!("198.18.0.9 nsrt-{}-cli\n", std::process::id());
     fs::write(etc.0.join("hosts"), &marker).unwrap();
@@ -249,7 +249,7 @@ fn exec_sees_interfaces_etc_files_and_passes_the_status_through() {
     assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
 
     // A path spelling: the same namespace, without the /etc overlay.
-    let path = format!("{}/{name}", netns::NETNS_RUN_DIR);
+    let path = format!("{}/{name}", nsring_netns::NETNS_RUN_DIR);
     assert!(ok(&["netns", "exec", &path, "ip", "-o", "link"]).contains("nsrt-ca@"));
     assert_ne!(ok(&["netns", "exec", &path, "cat", "/etc/hosts"]), marker);
 }
@@ -330,7 +330,7 @@ fn bad_input_exits_2_and_leaves_nothing() {
     let name = lab.ns_name("a");
     let missing = lab.ns_name("missing");
     let long = "n".repeat(256);
-    let inode_before = netns::NetNs::open_str(&name).unwrap().inode();
+    let inode_before = nsring_netns::NetNs::open_str(&name).unwrap().inode();
 
     for bad in ["", ".", "..", "a/b", "../escape", long.as_str()] {
         let err = fails(&["netns", "add", bad], 2);
@@ -341,7 +341,10 @@ fn bad_input_exits_2_and_leaves_nothing() {
 
     let err = fails(&["netns", "add", &name], 2);
     assert!(err.contains("already exists"), "{err}");
-    assert_eq!(netns::NetNs::open_str(&name).unwrap().inode(), inode_before);
+    assert_eq!(
+        nsring_netns::NetNs::open_str(&name).unwrap().inode(),
+        inode_before
+    );
 
     let err = fails(&["netns", "del", &missing], 2);
     assert!(err.contains("does not exist"), "{err}");

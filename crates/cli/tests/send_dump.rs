@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use netns::NetNs;
-use netns::lab::Lab;
+use nsring_netns::NetNs;
+use nsring_netns::lab::Lab;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nsring");
 /// Source MAC of every generated frame, so filters see only the test's frames.
@@ -187,9 +187,14 @@ fn send(args: &[&str]) -> (u64, u64) {
     )
 }
 
-fn read_all(path: &Path) -> (Vec<pcapio::OwnedPacket>, Vec<pcapio::InterfaceInfo>) {
+fn read_all(
+    path: &Path,
+) -> (
+    Vec<nsring_pcap::OwnedPacket>,
+    Vec<nsring_pcap::InterfaceInfo>,
+) {
     let f = std::fs::File::open(path).unwrap();
-    let mut r = pcapio::CaptureReader::open(BufReader::new(f)).unwrap();
+    let mut r = nsring_pcap::CaptureReader::open(BufReader::new(f)).unwrap();
     let mut v = Vec::new();
     while let Some(p) = r.next_packet().unwrap() {
         v.push(p.to_owned_packet());
@@ -481,9 +486,9 @@ fn a_tcpdump_file_replayed_comes_back_identical() {
 /// Counts our frames on b/eth1 from the test process (the receiver's own counters).
 fn receive(ns: &str, secs: f64) -> (u64, f64, f64) {
     let ns = NetNs::open_str(ns).unwrap();
-    let mut cap = ring::Capture::open(
+    let mut cap = nsring_capture::Capture::open(
         &ns,
-        &ring::CaptureConfig::new("eth1")
+        &nsring_capture::CaptureConfig::new("eth1")
             .snaplen(64)
             .filter(filter()),
     )
@@ -534,9 +539,9 @@ fn count_is_exact_and_rate_is_held() {
 fn pps_holds_per_second_at_the_receiver() {
     let (_lab, a, b) = pair("rate2");
     let nsb = NetNs::open_str(&b).unwrap();
-    let mut cap = ring::Capture::open(
+    let mut cap = nsring_capture::Capture::open(
         &nsb,
-        &ring::CaptureConfig::new("eth1")
+        &nsring_capture::CaptureConfig::new("eth1")
             .snaplen(64)
             .filter(filter()),
     )

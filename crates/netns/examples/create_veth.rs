@@ -1,21 +1,21 @@
 //! Creates a veth pair with one end in a new namespace, brings both ends up, gives them
 //! addresses from 198.18.0.0/15, lists both namespaces' interfaces, then removes it all.
 //!
-//! Run as root: `cargo run -p netns --example create_veth -- [NAME]`
+//! Run as root: `cargo run -p nsring-netns --example create_veth -- [NAME]`
 //! (NAME defaults to `nsrt-ex-<pid>`; the pair is `<short>a` / `<short>b`.)
-use netns::{NetNs, link};
+use nsring_netns::{NetNs, link};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ns_name = std::env::args()
         .nth(1)
         .unwrap_or_else(|| format!("nsrt-ex-{}", std::process::id()));
     let here = NetNs::current()?;
-    let there = netns::add(&ns_name)?;
+    let there = nsring_netns::add(&ns_name)?;
     let result = run(&here, &there, &ns_name);
     // The veth end left here goes away with its peer's namespace; delete it anyway, then
     // the namespace, whatever happened above.
     let _ = link::del(&here, "nsrtexa");
-    netns::del(&ns_name)?;
+    nsring_netns::del(&ns_name)?;
     result
 }
 

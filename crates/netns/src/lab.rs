@@ -10,7 +10,7 @@
 //! failed test. [`Drop`] never panics.
 //!
 //! ```no_run
-//! let mut lab = netns::lab::Lab::new("ping");
+//! let mut lab = nsring_netns::lab::Lab::new("ping");
 //! lab.netns("a");
 //! lab.netns("b");
 //! let (ia, ib) = lab.veth("a", "veth-a", "b", "veth-b");

@@ -11,7 +11,7 @@
 //! - interfaces over route netlink ([`link`]: list with veth peers, veth pairs, move, up/down,
 //!   delete, addresses) and the test lab built on them ([`lab::Lab`], removed on drop).
 //!
-//! It must not capture or send packets (that is the `ring` crate) and it never runs `ip`.
+//! It must not capture or send packets (that is the `nsring-capture` crate) and it never runs `ip`.
 //! The only unsafe code is the small `setns`/mount corner in [`sys`] and the fork/exec of
 //! [`exec`].
 

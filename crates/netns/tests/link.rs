@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
 
-use netns::lab::Lab;
-use netns::{Error, NetNs, link};
+use nsring_netns::lab::Lab;
+use nsring_netns::{Error, NetNs, link};
 
 /// `ip -n NS -o ARGS...`, stdout as a string; panics if `ip` fails.
 fn ip(ns: &str, args: &[&str]) -> String {
@@ -153,7 +153,7 @@ fn host_veth_moves_from_the_initial_namespace() {
     // From b, the peer is in the initial namespace.
     let peer = link::get(&b, "hb0").unwrap().peer.unwrap();
     assert_eq!(peer.name.as_deref(), Some(host.as_str()));
-    let pid1_is_initial = NetNs::open(&netns::NsSpec::Pid(1)).is_ok_and(|n| n.is_initial());
+    let pid1_is_initial = NetNs::open(&nsring_netns::NsSpec::Pid(1)).is_ok_and(|n| n.is_initial());
     let expected = if pid1_is_initial {
         "pid:1"
     } else {
@@ -354,7 +354,7 @@ fn new_lab_sweeps_namespaces_of_dead_runs() {
     // try again rather than fail.
     let mut tries = 0;
     let ns = loop {
-        match netns::add(&stale) {
+        match nsring_netns::add(&stale) {
             Ok(ns) => break ns,
             Err(e) if tries >= 5 => panic!("cannot make {stale}: {e:?}"),
             Err(_) => tries += 1,
@@ -364,7 +364,7 @@ fn new_lab_sweeps_namespaces_of_dead_runs() {
     let lab = Lab::new("sweeper");
     let swept = !Path::new("/run/netns").join(&stale).exists();
     if !swept {
-        let _ = netns::del(&stale);
+        let _ = nsring_netns::del(&stale);
     }
     drop(lab);
     assert!(swept, "{stale} was not swept");

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netns::lab::Lab;
-use netns::{Error, ExecStatus, Fate, NetNs, NsSpec, link};
+use nsring_netns::lab::Lab;
+use nsring_netns::{Error, ExecStatus, Fate, NetNs, NsSpec, link};
 
 /// A process killed (and reaped) on drop.
 struct Proc(Child);
@@ -54,7 +54,7 @@ struct NameGuard(String);
 
 impl Drop for NameGuard {
     fn drop(&mut self) {
-        let _ = netns::del(&self.0);
+        let _ = nsring_netns::del(&self.0);
     }
 }
 
@@ -68,7 +68,7 @@ impl Drop for DirGuard {
 }
 
 fn run_dir_has(name: &str) -> bool {
-    Path::new(netns::NETNS_RUN_DIR)
+    Path::new(nsring_netns::NETNS_RUN_DIR)
         .join(name)
         .symlink_metadata()
         .is_ok()
@@ -89,7 +89,7 @@ fn list_matches_ip_netns_list_with_ids() {
     // Give `a` an id in the initial namespace (the kernel picks a free one).
     ip(&["netns", "set", &na, "auto"]);
 
-    let list = netns::list().unwrap();
+    let list = nsring_netns::list().unwrap();
     let names: Vec<&str> = list.iter().map(|n| n.name.as_str()).collect();
     let mut sorted = names.clone();
     sorted.sort();
@@ -115,7 +115,7 @@ fn list_all_finds_an_anonymous_namespace_with_its_pid() {
     let ns = NetNs::open(&NsSpec::Pid(pid)).unwrap();
     assert!(!ns.same_as(&NetNs::current().unwrap()));
 
-    let all = netns::list_all().unwrap();
+    let all = nsring_netns::list_all().unwrap();
     let found = all
         .iter()
         .find(|i| i.inode == ns.inode())
@@ -129,8 +129,8 @@ fn list_all_finds_an_anonymous_namespace_with_its_pid() {
             .any(|h| h.pid == pid && h.comm == "sleep" && h.tid.is_none()),
         "{found:?}"
     );
-    assert_eq!(netns::pids(&ns), vec![pid]);
-    assert!(netns::identify(pid).unwrap().is_empty());
+    assert_eq!(nsring_netns::pids(&ns), vec![pid]);
+    assert!(nsring_netns::identify(pid).unwrap().is_empty());
 
     // Exactly one initial and one current namespace; here they are the same.
     assert_eq!(all.iter().filter(|i| i.initial).count(), 1);
@@ -163,7 +163,7 @@ fn list_all_names_lab_namespaces_and_threads_inside() {
                 .unwrap();
         });
         let tid = rx.recv().unwrap();
-        let all = netns::list_all().unwrap();
+        let all = nsring_netns::list_all().unwrap();
         let info = all.iter().find(|i| i.inode == a.inode()).unwrap();
         assert_eq!(info.names, vec![name.clone()]);
         assert!(
@@ -173,7 +173,7 @@ fn list_all_names_lab_namespaces_and_threads_inside() {
             "{info:?}"
         );
         // `pids` lists processes, like `ip netns pids`: not a thread that entered.
-        assert!(!netns::pids(&a).contains(&std::process::id()));
+        assert!(!nsring_netns::pids(&a).contains(&std::process::id()));
         done_tx.send(()).unwrap();
     });
 }
@@ -184,14 +184,18 @@ fn identify_and_pids_of_a_process_in_a_named_namespace() {
     let a = lab.netns("a");
     let name = lab.ns_name("a");
     let p = sleeper_in(&name);
-    assert_eq!(netns::identify(p.pid()).unwrap(), vec![name.clone()]);
-    assert_eq!(netns::pids(&a), vec![p.pid()]);
+    assert_eq!(nsring_netns::identify(p.pid()).unwrap(), vec![name.clone()]);
+    assert_eq!(nsring_netns::pids(&a), vec![p.pid()]);
     let ip_ident = ip(&["netns", "identify", &p.pid().to_string()]);
     assert_eq!(ip_ident.trim(), name);
     // This process is in no named namespace.
-    assert!(!netns::identify(std::process::id()).unwrap().contains(&name));
+    assert!(
+        !nsring_netns::identify(std::process::id())
+            .unwrap()
+            .contains(&name)
+    );
     assert!(matches!(
-        netns::identify(u32::MAX - 1),
+        nsring_netns::identify(u32::MAX - 1),
         Err(Error::ProcessNotFound { .. })
     ));
 }
@@ -202,15 +206,18 @@ fn attach_names_a_process_namespace_and_leaves_nothing_on_failure() {
     let name = lab.ns_name("att");
     let guard = NameGuard(name.clone());
     let sleeper = spawn_sleeper(&["unshare", "--net", "sleep", "30"]);
-    let ns = netns::attach(&name, sleeper.pid()).unwrap();
+    let ns = nsring_netns::attach(&name, sleeper.pid()).unwrap();
     assert!(ns.same_as(&NetNs::open(&NsSpec::Pid(sleeper.pid())).unwrap()));
     assert!(ns.same_as(&NetNs::open_str(&name).unwrap()));
-    assert_eq!(netns::identify(sleeper.pid()).unwrap(), vec![name.clone()]);
+    assert_eq!(
+        nsring_netns::identify(sleeper.pid()).unwrap(),
+        vec![name.clone()]
+    );
     assert!(ip(&["netns", "list"]).lines().any(|l| l.starts_with(&name)));
 
     // The name is taken now.
     assert!(matches!(
-        netns::attach(&name, std::process::id()),
+        nsring_netns::attach(&name, std::process::id()),
         Err(Error::Exists { .. })
     ));
     assert!(
@@ -221,13 +228,13 @@ fn attach_names_a_process_namespace_and_leaves_nothing_on_failure() {
     // A missing process, or a bad name: nothing is created.
     let other = lab.ns_name("none");
     assert!(matches!(
-        netns::attach(&other, u32::MAX - 1),
+        nsring_netns::attach(&other, u32::MAX - 1),
         Err(Error::ProcessNotFound { .. })
     ));
     assert!(!run_dir_has(&other));
     for bad in ["", ".", "..", "a/b"] {
         assert!(matches!(
-            netns::attach(bad, sleeper.pid()),
+            nsring_netns::attach(bad, sleeper.pid()),
             Err(Error::InvalidName { .. })
         ));
     }
@@ -238,9 +245,9 @@ fn attach_names_a_process_namespace_and_leaves_nothing_on_failure() {
     // deleting it says so and predicts nothing for its interfaces.
     let own = lab.ns_name("own");
     let _guard = NameGuard(own.clone());
-    netns::attach(&own, std::process::id()).unwrap();
-    let report = netns::del(&own).unwrap();
-    let current_is_initial = netns::discover::is_initial(&NetNs::current().unwrap());
+    nsring_netns::attach(&own, std::process::id()).unwrap();
+    let report = nsring_netns::del(&own).unwrap();
+    let current_is_initial = nsring_netns::discover::is_initial(&NetNs::current().unwrap());
     assert_eq!(report.initial, current_is_initial);
     if current_is_initial {
         assert!(report.links.is_empty() && report.lives_on(), "{report:?}");
@@ -258,7 +265,7 @@ fn del_reports_holders_and_interface_fates() {
 
     // `a` is held by a process: the name goes, the namespace and its veth stay.
     let p = sleeper_in(&na);
-    let report = netns::del(&na).unwrap();
+    let report = nsring_netns::del(&na).unwrap();
     assert!(!run_dir_has(&na));
     assert!(report.lives_on());
     assert_eq!(report.name, na);
@@ -282,7 +289,7 @@ fn del_reports_holders_and_interface_fates() {
     drop(held);
 
     // `b` is held by nobody (but the lab's handle, which is not a process).
-    let report = netns::del(&nb).unwrap();
+    let report = nsring_netns::del(&nb).unwrap();
     assert!(!report.lives_on(), "{report:?}");
     assert!(
         report.links.iter().any(|l| l.name == "vb"
@@ -290,13 +297,19 @@ fn del_reports_holders_and_interface_fates() {
             && l.fate == Fate::Destroyed)
     );
 
-    assert!(matches!(netns::del(&nb), Err(Error::NotFound { .. })));
-    assert!(matches!(netns::del("a/b"), Err(Error::InvalidName { .. })));
+    assert!(matches!(
+        nsring_netns::del(&nb),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        nsring_netns::del("a/b"),
+        Err(Error::InvalidName { .. })
+    ));
 }
 
 #[test]
 fn fates_by_kind() {
-    use netns::manage::fate_of;
+    use nsring_netns::manage::fate_of;
     assert_eq!(fate_of("lo", None), Fate::Destroyed);
     assert_eq!(fate_of("veth0", Some("veth")), Fate::Destroyed);
     assert_eq!(fate_of("br0", Some("bridge")), Fate::Destroyed);
@@ -307,7 +320,7 @@ fn fates_by_kind() {
 fn exec_sh(spec: &NsSpec, script: &str, tag: &str) -> (ExecStatus, String) {
     let out = std::env::temp_dir().join(format!("nsrt-{}-{tag}.out", std::process::id()));
     let full = format!("exec > {}; {script}", out.display());
-    let status = netns::exec(spec, &["sh", "-c", &full]).unwrap();
+    let status = nsring_netns::exec(spec, &["sh", "-c", &full]).unwrap();
     let text = fs::read_to_string(&out).unwrap_or_default();
     let _ = fs::remove_file(&out);
     (status, text)
@@ -320,7 +333,7 @@ fn exec_enters_the_namespace_with_its_sys_and_etc() {
     lab.netns("b");
     lab.veth("a", "nsrt-xa", "b", "nsrt-xb");
     let name = lab.ns_name("a");
-    let etc = DirGuard(Path::new(netns::NETNS_ETC_DIR).join(&name));
+    let etc = DirGuard(Path::new(nsring_netns::NETNS_ETC_DIR).join(&name));
     fs::create_dir_all(&etc.0).unwrap();
     let marker = format!("198.18.0.1 nsrt-{}-marker\n", std::process::id());
     fs::write(etc.0.join("hosts"), &marker).unwrap();
@@ -344,15 +357,15 @@ fn exec_enters_the_namespace_with_its_sys_and_etc() {
     assert_ne!(fs::read_to_string("/etc/hosts").unwrap(), marker);
 
     // By path or pid: the same namespace, without the /etc overlay.
-    let by_path = NsSpec::Path(Path::new(netns::NETNS_RUN_DIR).join(&name));
+    let by_path = NsSpec::Path(Path::new(nsring_netns::NETNS_RUN_DIR).join(&name));
     let (_, out) = exec_sh(&by_path, "ls /sys/class/net; cat /etc/hosts", "exec-p");
     assert!(out.contains("nsrt-xa"), "{out}");
     assert!(!out.contains(&marker), "{out}");
 
     // Exit status and signals are passed through.
-    let st = netns::exec(&spec, &["sh", "-c", "exit 7"]).unwrap();
+    let st = nsring_netns::exec(&spec, &["sh", "-c", "exit 7"]).unwrap();
     assert_eq!((st, st.code()), (ExecStatus::Exited(7), 7));
-    let st = netns::exec(&spec, &["sh", "-c", "kill -TERM $$"]).unwrap();
+    let st = nsring_netns::exec(&spec, &["sh", "-c", "kill -TERM $$"]).unwrap();
     assert_eq!((st, st.code()), (ExecStatus::Signaled(15), 143));
 }
 
@@ -367,20 +380,20 @@ fn exec_failures() {
     };
     let missing = format!("nsrt-no-such-command-{}", std::process::id());
     assert_eq!(
-        errno(netns::exec(&spec, &[missing.as_str()]).unwrap_err()),
+        errno(nsring_netns::exec(&spec, &[missing.as_str()]).unwrap_err()),
         Some(libc::ENOENT)
     );
     let noexec = std::env::temp_dir().join(format!("nsrt-{}-noexec", std::process::id()));
     fs::write(&noexec, "#!/bin/sh\nexit 0\n").unwrap();
-    let r = netns::exec(&spec, &[noexec.as_os_str()]);
+    let r = nsring_netns::exec(&spec, &[noexec.as_os_str()]);
     let _ = fs::remove_file(&noexec);
     assert_eq!(errno(r.unwrap_err()), Some(libc::EACCES));
     assert!(matches!(
-        netns::exec(&NsSpec::Name(lab.ns_name("missing")), &["true"]),
+        nsring_netns::exec(&NsSpec::Name(lab.ns_name("missing")), &["true"]),
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        netns::exec(&spec, &[] as &[&str]),
+        nsring_netns::exec(&spec, &[] as &[&str]),
         Err(Error::Exec { .. })
     ));
 }
@@ -390,7 +403,7 @@ fn bad_names_leave_nothing() {
     let long = "n".repeat(256);
     for bad in ["", ".", "..", "a/b", "../x", long.as_str()] {
         assert!(
-            matches!(netns::add(bad), Err(Error::InvalidName { .. })),
+            matches!(nsring_netns::add(bad), Err(Error::InvalidName { .. })),
             "{bad:?}"
         );
     }
@@ -398,7 +411,10 @@ fn bad_names_leave_nothing() {
     let mut lab = Lab::new("exists");
     let a = lab.netns("a");
     let name = lab.ns_name("a");
-    assert!(matches!(netns::add(&name), Err(Error::Exists { .. })));
+    assert!(matches!(
+        nsring_netns::add(&name),
+        Err(Error::Exists { .. })
+    ));
     assert!(
         NetNs::open_str(&name).unwrap().same_as(&a),
         "the existing namespace is untouched"

@@ -1,11 +1,11 @@
 //! Prints every AF_PACKET socket of a namespace, as the kernel reports it, with its owners.
 //!
 //! ```text
-//! cargo run -p registry --example packet_sockets -- [NAMESPACE]   # NAME, path or pid:PID
+//! cargo run -p nsring-registry --example packet_sockets -- [NAMESPACE]   # NAME, path or pid:PID
 //! ```
 use std::process::ExitCode;
 
-use netns::{NetNs, NsSpec};
+use nsring_netns::{NetNs, NsSpec};
 
 fn main() -> ExitCode {
     let spec = match std::env::args().nth(1) {
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Ok(ns) => ns,
         Err(e) => return fail(&e),
     };
-    let sockets = match registry::packet_sockets(&ns) {
+    let sockets = match nsring_registry::packet_sockets(&ns) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };

@@ -24,7 +24,7 @@ use netlink_packet_core::{
     NetlinkSerializable, Nla, NlaBuffer, NlasIterator, Parseable,
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
-use netns::NetNs;
+use nsring_netns::NetNs;
 use serde::{Serialize, Serializer};
 
 use crate::owners::{self, Owner, SocketOwners};
@@ -901,7 +901,7 @@ pub fn parse_datagram(mut buf: &[u8]) -> Result<Vec<NetlinkMessage<PacketDiag>>,
 pub enum Error {
     /// Entering the namespace failed (see the source).
     #[error("cannot enter the network namespace to ask for its packet sockets")]
-    Netns(#[from] netns::Error),
+    Netns(#[from] nsring_netns::Error),
     /// A socket call failed.
     #[error("packet_diag: {call} failed")]
     Sys {

@@ -10,7 +10,7 @@
 //! - [`view`]: one namespace's view put together (interfaces, the kernel's packet sockets,
 //!   our records joined to them by socket inode), as `nsring ls` shows it.
 //!
-//! It must not open capture sockets (that is the `ring` crate) and never runs `ip`.
+//! It must not open capture sockets (that is the `nsring-capture` crate) and never runs `ip`.
 //! Its only unsafe code is the record's shared counter page and one `getsockopt`, in
 //! the small `sys` module.
 #![deny(unsafe_code)]

@@ -1,7 +1,7 @@
 //! nsring's own socket records: PF_RING's `/proc/net/pf_ring/<pid>-<ifname>.<id>`, kept in
 //! user space under `/run/nsring/<netns-inode>/`.
 //!
-//! Every socket the `ring` crate opens is recorded in the directory of the namespace the
+//! Every socket the `nsring-capture` crate opens is recorded in the directory of the namespace the
 //! *socket* lives in (keyed by that namespace's nsfs inode, and checked against its netns
 //! cookie, which unlike the inode is never reused), so a process in the initial namespace
 //! capturing on `ns0/eth1` shows in `ns0`'s view.
@@ -11,7 +11,7 @@
 //!   on it, writes it whole, maps its first page, and only then renames it to its final
 //!   name (`renameat2(RENAME_NOREPLACE)`): a reader never sees a half-written record.
 //! - The owner keeps the counters current with relaxed atomic stores into the mapped page
-//!   (the `ring` crate does one per ring block, never one per packet, and no system call).
+//!   (the `nsring-capture` crate does one per ring block, never one per packet, and no system call).
 //! - Dropping the [`Record`] unlinks the file and closes it, which releases the lock.
 //! - A reader that *can* take the lock knows the owner is gone (killed, crashed): the record
 //!   is stale and the reader removes it. A directory whose namespace no longer exists holds
@@ -54,11 +54,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use netns::NetNs;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, RenameFlags, openat, renameat2};
 use nix::sys::stat::{Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
+use nsring_netns::NetNs;
 use serde::{Deserialize, Serialize};
 
 use crate::sys::{self, SharedPage};
@@ -310,7 +310,7 @@ pub enum Error {
     TooLarge(usize),
     /// Entering the namespace (to learn its cookie) failed.
     #[error(transparent)]
-    Netns(#[from] netns::Error),
+    Netns(#[from] nsring_netns::Error),
 }
 
 /// Result of this module.

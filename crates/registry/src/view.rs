@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use netns::NetNs;
-use netns::link::Link;
+use nsring_netns::NetNs;
+use nsring_netns::link::Link;
 use serde::Serialize;
 
 use crate::diag::{self, PacketSocket};
@@ -130,13 +130,13 @@ pub enum Error {
     Links {
         label: String,
         #[source]
-        source: netns::Error,
+        source: nsring_netns::Error,
     },
 }
 
 /// Builds the view of `ns`, named `label` in the output, with the records of `run`.
 pub fn namespace_view(ns: &NetNs, label: &str, run: &RunDir) -> Result<NamespaceView, Error> {
-    let links = netns::link::list(ns).map_err(|source| Error::Links {
+    let links = nsring_netns::link::list(ns).map_err(|source| Error::Links {
         label: label.to_owned(),
         source,
     })?;

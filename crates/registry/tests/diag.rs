@@ -6,14 +6,14 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netns::NetNs;
-use netns::lab::Lab;
 use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
-use registry::diag::{
+use nsring_netns::NetNs;
+use nsring_netns::lab::Lab;
+use nsring_registry::diag::{
     self, FanoutType, FilterState, PACKET_SHOW_ALL, PacketDiagRequest, PacketSocket, SocketType,
     TpacketVersion,
 };
-use registry::packet_sockets;
+use nsring_registry::packet_sockets;
 
 /// An AF_PACKET/SOCK_RAW/ETH_P_ALL socket created inside `ns`.
 fn packet_socket_in(ns: &NetNs) -> OwnedFd {

@@ -12,10 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use netns::NetNs;
-use netns::lab::Lab;
 use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
-use registry::record::{self, Counter, Counters, Header, RecordInfo, RunDir};
+use nsring_netns::NetNs;
+use nsring_netns::lab::Lab;
+use nsring_registry::record::{self, Counter, Counters, Header, RecordInfo, RunDir};
 
 /// A fresh registry directory, removed on drop.
 struct TempRun {
@@ -397,7 +397,7 @@ fn the_view_joins_records_to_the_kernel_sockets_of_their_namespace() {
     let ours_inode = nix::sys::stat::fstat(&ours).unwrap().st_ino;
     let foreign_inode = nix::sys::stat::fstat(&foreign).unwrap().st_ino;
 
-    let view = registry::namespace_view(&a, "a", &run).unwrap();
+    let view = nsring_registry::namespace_view(&a, "a", &run).unwrap();
     assert!(view.problems.is_empty(), "{:?}", view.problems);
     assert_eq!(view.namespace.inode, a.inode());
     assert_eq!(view.namespace.cookie, Some(rec.header().netns_cookie));
@@ -423,7 +423,7 @@ fn the_view_joins_records_to_the_kernel_sockets_of_their_namespace() {
     assert_eq!(names, ["lo", "eth1"]);
 
     // namespace b: its own eth1, none of a's sockets
-    let view_b = registry::namespace_view(&b, "b", &run).unwrap();
+    let view_b = nsring_registry::namespace_view(&b, "b", &run).unwrap();
     assert_eq!(view_b.ours(), 0);
     assert_eq!(view_b.kernel_sockets, Some(0));
     assert!(view_b.find_device("eth1").is_some());

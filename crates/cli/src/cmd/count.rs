@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use netns::{NetNs, NsSpec};
-use ring::{Capture, CaptureConfig, Direction, FanoutMode, RingGeometry};
+use nsring_capture::{Capture, CaptureConfig, Direction, FanoutMode, RingGeometry};
+use nsring_netns::{NetNs, NsSpec};
 
 use crate::out::Out;
 use crate::stats::{Reporter, Totals};
@@ -109,7 +109,7 @@ pub fn parse_direction(s: &str) -> Result<Direction, String> {
         "0" => Ok(Direction::Both),
         "1" => Ok(Direction::In),
         "2" => Ok(Direction::Out),
-        s => s.parse().map_err(|e: ring::Error| e.to_string()),
+        s => s.parse().map_err(|e: nsring_capture::Error| e.to_string()),
     }
 }
 
@@ -223,7 +223,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let c = &args.capture;
     let target = c.target()?;
     let default_snaplen = if args.verbose.is_some() {
-        ring::DEFAULT_SNAPLEN
+        nsring_capture::DEFAULT_SNAPLEN
     } else {
         COUNT_SNAPLEN
     };
@@ -259,7 +259,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let deadline = c.duration.map(|d| reporter.start() + d);
     let (mut packets, mut bytes) = (0u64, 0u64);
     let reached = |packets: u64| c.limit.is_some_and(|n| packets >= n);
-    let totals = |packets, bytes, k: ring::Stats| Totals {
+    let totals = |packets, bytes, k: nsring_capture::Stats| Totals {
         packets,
         bytes,
         drops: k.drops,

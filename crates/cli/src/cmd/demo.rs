@@ -40,17 +40,17 @@ impl Drop for DemoLab {
     fn drop(&mut self) {
         // Deleting the namespaces destroys the veth pair wherever its ends are.
         for ns in [&self.ns0, &self.wire] {
-            let _ = netns::del(ns);
+            let _ = nsring_netns::del(ns);
         }
-        if let Ok(init) = netns::NetNs::current() {
-            let _ = netns::link::del(&init, &self.eth1);
+        if let Ok(init) = nsring_netns::NetNs::current() {
+            let _ = nsring_netns::link::del(&init, &self.eth1);
         }
     }
 }
 
 /// Turns IPv6 off for the interfaces of a namespace (`net.ipv6.conf.{default,all}`).
 fn quiet(ns: &str) -> anyhow::Result<()> {
-    netns::NetNs::open(&netns::NsSpec::Name(ns.to_owned()))?
+    nsring_netns::NetNs::open(&nsring_netns::NsSpec::Name(ns.to_owned()))?
         .run(|| {
             ["default", "all"].iter().try_for_each(|conf| {
                 std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1")

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use netns::{NetNs, NsSpec};
+use nsring_netns::{NetNs, NsSpec};
 
 use crate::out::{Out, json_line};
 
@@ -23,7 +23,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let ns = NetNs::open(args.netns.as_ref().unwrap_or(&NsSpec::Current))?;
-    let links = netns::link::list(&ns)?;
+    let links = nsring_netns::link::list(&ns)?;
     let mut out = Out::new();
     if args.json {
         for l in &links {
@@ -60,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The driver kind, or a name for the link type when there is none.
-pub fn kind_name(l: &netns::link::Link) -> &str {
+pub fn kind_name(l: &nsring_netns::link::Link) -> &str {
     match (&l.kind, l.link_type) {
         (Some(k), _) => k,
         (None, 772) => "loopback",

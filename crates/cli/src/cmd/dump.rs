@@ -10,12 +10,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use netns::{NetNs, NsSpec};
-use pcapio::{
+use nsring_capture::{Block, Capture, Dir, Frame, Stats};
+use nsring_netns::{NetNs, NsSpec};
+use nsring_pcap::{
     InterfaceDesc, InterfaceStats, LinkType, PacketBatch, PcapHeader, PcapWriter, PcapngWriter,
     SectionDesc, TsResolution, WriteError,
 };
-use ring::{Block, Capture, Dir, Frame, Stats};
 
 use crate::cmd::count::{CaptureArgs, Defaults, parse_secs};
 use crate::target::Target;
@@ -496,9 +496,9 @@ impl Output {
         let caplen: usize = parts.iter().map(|p| p.len()).sum();
         let orig = wire_len.max(caplen as u32);
         let dir = if out {
-            pcapio::Direction::Outbound
+            nsring_pcap::Direction::Outbound
         } else {
-            pcapio::Direction::Inbound
+            nsring_pcap::Direction::Inbound
         };
         let r = match self.w.as_mut() {
             Some(Writer::Ng(w)) => w.batch_packet(batch, ifc as u32, ts, orig, parts, Some(dir)),
@@ -757,7 +757,7 @@ fn linktype_of(ns: &NetNs, t: &Target) -> anyhow::Result<LinkType> {
         // 'any': every interface keeps its own header; Ethernet is by far the common case
         return Ok(LinkType::ETHERNET);
     };
-    let link = netns::link::get(ns, iface)?;
+    let link = nsring_netns::link::get(ns, iface)?;
     Ok(match link.link_type {
         1 | 772 => LinkType::ETHERNET, // ARPHRD_ETHER, ARPHRD_LOOPBACK
         65534 => LinkType::RAW,        // ARPHRD_NONE (tun)
@@ -881,7 +881,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Several interfaces: one thread per capture, batches to this thread, which writes.
 fn many(
     caps: Vec<Capture>,
-    wakers: &[ring::Waker],
+    wakers: &[nsring_capture::Waker],
     deadline: Option<Instant>,
     limit: Option<u64>,
     out: &mut Output,

@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use netns::link::{self, Link};
-use netns::{NetNs, NsSpec};
+use nsring_netns::link::{self, Link};
+use nsring_netns::{NetNs, NsSpec};
 
 use crate::out::{Out, json_line};
 use crate::usage;
@@ -265,9 +265,9 @@ fn parse_ns(s: Option<&str>) -> anyhow::Result<NsSpec> {
 fn open_ns(spec: &NsSpec) -> anyhow::Result<NetNs> {
     NetNs::open(spec).map_err(|e| match e {
         // These say which namespace already.
-        netns::Error::NotFound { .. }
-        | netns::Error::NotANetNs { .. }
-        | netns::Error::InvalidName { .. } => lib(e),
+        nsring_netns::Error::NotFound { .. }
+        | nsring_netns::Error::NotANetNs { .. }
+        | nsring_netns::Error::InvalidName { .. } => lib(e),
         e => anyhow::Error::new(e).context(match spec {
             NsSpec::Current => "opening the current network namespace".to_owned(),
             spec => format!("opening network namespace '{spec}'"),
@@ -302,8 +302,8 @@ fn parse_cidr(s: &str) -> anyhow::Result<(IpAddr, u8)> {
 /// Library errors that mean the user named something that is not there (or is taken, or
 /// is not a valid name) are usage errors (exit 2); the rest are runtime errors (exit 1),
 /// with their io::Error kept in the chain for capability advice.
-fn lib(e: netns::Error) -> anyhow::Error {
-    use netns::Error as E;
+fn lib(e: nsring_netns::Error) -> anyhow::Error {
+    use nsring_netns::Error as E;
     match e {
         E::InvalidName { .. }
         | E::NotFound { .. }
@@ -393,7 +393,7 @@ fn write_table(out: &mut impl Write, links: &[Link]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netns::link::Peer;
+    use nsring_netns::link::Peer;
 
     fn plan_of(args: &[&str]) -> anyhow::Result<Plan> {
         use clap::Parser;

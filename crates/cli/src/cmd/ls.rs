@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use netns::{NetNs, NsSpec};
-use registry::record::{self, RunDir, SocketMode};
-use registry::view::{Device, NamespaceView, NsId, SocketEntry};
+use nsring_netns::{NetNs, NsSpec};
+use nsring_registry::record::{self, RunDir, SocketMode};
+use nsring_registry::view::{Device, NamespaceView, NsId, SocketEntry};
 use serde_json::json;
 
 use crate::out::{Out, json_line};
@@ -95,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Err(crate::usage("--count needs --watch"));
     }
     if let Some(What::Dev { iface: Some(i) }) = &args.what {
-        netns::link::validate_ifname(i)?;
+        nsring_netns::link::validate_ifname(i)?;
     }
     // A missing namespace is an error before anything is printed.
     if !args.all_netns {
@@ -149,7 +149,7 @@ fn targets(args: &Args) -> anyhow::Result<Vec<(String, NetNs)>> {
         let ns = NetNs::open(&spec)?;
         let label = match &spec {
             NsSpec::Current => {
-                let names = netns::identify(std::process::id()).unwrap_or_default();
+                let names = nsring_netns::identify(std::process::id()).unwrap_or_default();
                 match (names.is_empty(), ns.is_initial()) {
                     (false, _) => names.join(","),
                     (true, true) => "(initial)".into(),
@@ -161,7 +161,7 @@ fn targets(args: &Args) -> anyhow::Result<Vec<(String, NetNs)>> {
         return Ok(vec![(label, ns)]);
     }
     let mut found = Vec::new();
-    for info in netns::list_all()? {
+    for info in nsring_netns::list_all()? {
         let mut specs: Vec<NsSpec> = info.names.iter().cloned().map(NsSpec::Name).collect();
         specs.extend(info.mounts.iter().cloned().map(NsSpec::Path));
         specs.extend(info.holders.iter().map(|h| match h.tid {
@@ -196,7 +196,7 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
     let targets = targets(args)?;
     // Records of namespaces that no longer exist go away (best effort: needs root).
     let mut orphans = Vec::new();
-    if let Ok(all) = netns::list_all() {
+    if let Ok(all) = nsring_netns::list_all() {
         let alive: BTreeSet<u64> = all.iter().map(|i| i.inode).collect();
         if let Ok(report) = run.sweep(&alive) {
             orphans = report.orphans;
@@ -204,7 +204,7 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
     }
     let mut views = Vec::new();
     for (label, ns) in &targets {
-        match registry::namespace_view(ns, label, run) {
+        match nsring_registry::namespace_view(ns, label, run) {
             Ok(v) => views.push(v),
             Err(e) => {
                 eprintln!("nsring: error: {}", chain(&e));
@@ -300,7 +300,7 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
                             "namespace": v.namespace,
                             "version": env!("CARGO_PKG_VERSION"),
                             "backend": "tpacket_v3",
-                            "ring_defaults": ring::RingGeometry::default(),
+                            "ring_defaults": nsring_capture::RingGeometry::default(),
                             "nsring_sockets": v.ours(),
                             "packet_sockets": v.kernel_sockets,
                             "devices": v.devices,
@@ -468,7 +468,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 fn summary(v: &NamespaceView) -> String {
-    let g = ring::RingGeometry::default();
+    let g = nsring_capture::RingGeometry::default();
     kv(&[
         ("Namespace", ns_text(&v.namespace)),
         ("Version", format!("nsring {}", env!("CARGO_PKG_VERSION"))),
@@ -502,11 +502,11 @@ fn ns_text(ns: &NsId) -> String {
     s
 }
 
-fn kind_name(l: &netns::link::Link) -> &str {
+fn kind_name(l: &nsring_netns::link::Link) -> &str {
     crate::cmd::devs::kind_name(l)
 }
 
-fn state(l: &netns::link::Link) -> &str {
+fn state(l: &nsring_netns::link::Link) -> &str {
     if l.admin_up { &l.oper_state } else { "down" }
 }
 

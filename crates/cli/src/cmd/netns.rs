@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use netns::{DeleteReport, Fate, Holder, NsInfo, NsSpec};
+use nsring_netns::{DeleteReport, Fate, Holder, NsInfo, NsSpec};
 
 use crate::out::{Out, json_line};
 use crate::usage;
@@ -105,7 +105,7 @@ enum Sub {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
         Sub::Add { name } => {
-            netns::add(&name)?;
+            nsring_netns::add(&name)?;
             Ok(ExitCode::SUCCESS)
         }
         Sub::Del { names, json } => del(&names, json),
@@ -114,7 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Sub::Exec { ns, cmd } => exec(&ns, &cmd),
         Sub::Identify { pid } => {
             let pid = pid.unwrap_or_else(std::process::id);
-            let names = netns::identify(pid).map_err(process_usage)?;
+            let names = nsring_netns::identify(pid).map_err(process_usage)?;
             let mut out = Out::new();
             for n in names {
                 writeln!(out, "{n}")?;
@@ -125,14 +125,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Sub::Pids { ns } => {
             let ns = open_ns(&ns)?;
             let mut out = Out::new();
-            for pid in netns::pids(&ns) {
+            for pid in nsring_netns::pids(&ns) {
                 writeln!(out, "{pid}")?;
             }
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
         Sub::Attach { name, pid } => {
-            netns::attach(&name, pid).map_err(process_usage)?;
+            nsring_netns::attach(&name, pid).map_err(process_usage)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -140,9 +140,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// A PID that does not exist, or a path that is not a namespace, was named by the user: a
 /// usage error.
-fn process_usage(e: netns::Error) -> anyhow::Error {
+fn process_usage(e: nsring_netns::Error) -> anyhow::Error {
     match e {
-        netns::Error::ProcessNotFound { .. } | netns::Error::NotANetNs { .. } => {
+        nsring_netns::Error::ProcessNotFound { .. } | nsring_netns::Error::NotANetNs { .. } => {
             usage(e.to_string())
         }
         e => e.into(),
@@ -150,12 +150,12 @@ fn process_usage(e: netns::Error) -> anyhow::Error {
 }
 
 /// Opens a namespace argument (NAME, path or pid:PID).
-fn open_ns(arg: &str) -> anyhow::Result<netns::NetNs> {
+fn open_ns(arg: &str) -> anyhow::Result<nsring_netns::NetNs> {
     let spec: NsSpec = arg.parse()?;
-    netns::NetNs::open(&spec).map_err(|e| {
+    nsring_netns::NetNs::open(&spec).map_err(|e| {
         process_usage(match (e, &spec) {
-            (netns::Error::NotFound { .. }, NsSpec::Pid(pid)) => {
-                netns::Error::ProcessNotFound { pid: *pid }
+            (nsring_netns::Error::NotFound { .. }, NsSpec::Pid(pid)) => {
+                nsring_netns::Error::ProcessNotFound { pid: *pid }
             }
             (e, _) => e,
         })
@@ -166,14 +166,14 @@ fn open_ns(arg: &str) -> anyhow::Result<netns::NetNs> {
 fn del_name(arg: &str) -> anyhow::Result<String> {
     match arg.parse::<NsSpec>()? {
         NsSpec::Name(n) => Ok(n),
-        NsSpec::Path(p) if p.parent() == Some(Path::new(netns::NETNS_RUN_DIR)) => {
+        NsSpec::Path(p) if p.parent() == Some(Path::new(nsring_netns::NETNS_RUN_DIR)) => {
             let n = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            netns::validate_name(n)?;
+            nsring_netns::validate_name(n)?;
             Ok(n.to_owned())
         }
         other => Err(usage(format!(
             "'{other}' has no name to delete: del removes names in {} (see 'nsring netns list')",
-            netns::NETNS_RUN_DIR
+            nsring_netns::NETNS_RUN_DIR
         ))),
     }
 }
@@ -183,8 +183,8 @@ fn del(args: &[String], json: bool) -> anyhow::Result<ExitCode> {
     let mut names = Vec::new();
     for arg in args {
         let name = del_name(arg)?;
-        if std::fs::symlink_metadata(Path::new(netns::NETNS_RUN_DIR).join(&name)).is_err() {
-            return Err(netns::Error::NotFound { spec: name }.into());
+        if std::fs::symlink_metadata(Path::new(nsring_netns::NETNS_RUN_DIR).join(&name)).is_err() {
+            return Err(nsring_netns::Error::NotFound { spec: name }.into());
         }
         if !names.contains(&name) {
             names.push(name);
@@ -192,7 +192,7 @@ fn del(args: &[String], json: bool) -> anyhow::Result<ExitCode> {
     }
     let mut reports = Vec::new();
     for name in &names {
-        reports.push(netns::del(name)?);
+        reports.push(nsring_netns::del(name)?);
     }
     let mut out = Out::new();
     if json {
@@ -255,7 +255,7 @@ fn write_report(out: &mut impl Write, r: &DeleteReport) -> std::io::Result<()> {
 }
 
 fn list(json: bool) -> anyhow::Result<ExitCode> {
-    let named = netns::list()?;
+    let named = nsring_netns::list()?;
     let mut out = Out::new();
     if json {
         json_line(&mut out, &named)?;
@@ -275,7 +275,7 @@ fn list(json: bool) -> anyhow::Result<ExitCode> {
 const MAX_SHOWN: usize = 6;
 
 fn list_all(json: bool) -> anyhow::Result<ExitCode> {
-    let all = netns::list_all()?;
+    let all = nsring_netns::list_all()?;
     let mut out = Out::new();
     if json {
         json_line(&mut out, &all)?;
@@ -338,9 +338,9 @@ fn write_table(out: &mut impl Write, all: &[NsInfo]) -> std::io::Result<()> {
 
 fn exec(ns: &str, cmd: &[OsString]) -> anyhow::Result<ExitCode> {
     let spec: NsSpec = ns.parse()?;
-    match netns::exec(&spec, cmd) {
+    match nsring_netns::exec(&spec, cmd) {
         Ok(status) => Ok(ExitCode::from(status.code().clamp(0, 255) as u8)),
-        Err(e @ netns::Error::Exec { .. }) => {
+        Err(e @ nsring_netns::Error::Exec { .. }) => {
             let errno = std::error::Error::source(&e)
                 .and_then(|s| s.downcast_ref::<std::io::Error>())
                 .and_then(std::io::Error::raw_os_error);
@@ -360,7 +360,7 @@ fn exec(ns: &str, cmd: &[OsString]) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netns::LinkFate;
+    use nsring_netns::LinkFate;
 
     #[test]
     fn del_names() {
@@ -377,7 +377,7 @@ mod tests {
             name: name.into(),
             index: 1,
             kind: kind.map(Into::into),
-            fate: netns::manage::fate_of(name, kind),
+            fate: nsring_netns::manage::fate_of(name, kind),
         };
         DeleteReport {
             name: "ns0".into(),

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use netns::{NetNs, NsSpec};
-use ring::{Transmitter, TxConfig, TxMode, TxStats};
+use nsring_capture::{Transmitter, TxConfig, TxMode, TxStats};
+use nsring_netns::{NetNs, NsSpec};
 
 use crate::cmd::count::parse_secs;
 use crate::out::{Out, json_line};
@@ -140,7 +140,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 fn parse_mode(s: &str) -> Result<TxMode, String> {
-    s.parse().map_err(|e: ring::Error| e.to_string())
+    s.parse().map_err(|e: nsring_capture::Error| e.to_string())
 }
 
 /// When each frame may go.
@@ -219,7 +219,7 @@ struct Plan {
 fn load_file(path: &PathBuf) -> anyhow::Result<(Vec<Vec<u8>>, Vec<u64>, u64)> {
     let shown = path.display();
     let f = File::open(path).with_context(|| format!("cannot open {shown}"))?;
-    let mut r = pcapio::CaptureReader::open(BufReader::with_capacity(1 << 20, f))
+    let mut r = nsring_pcap::CaptureReader::open(BufReader::with_capacity(1 << 20, f))
         .with_context(|| format!("cannot read {shown}"))?;
     let (mut frames, mut ts) = (Vec::new(), Vec::new());
     let mut truncated = 0u64;
@@ -235,8 +235,8 @@ fn load_file(path: &PathBuf) -> anyhow::Result<(Vec<Vec<u8>>, Vec<u64>, u64)> {
             .interfaces()
             .get(p.interface as usize)
             .map(|i| i.linktype)
-            .unwrap_or(pcapio::LinkType::ETHERNET);
-        if linktype != pcapio::LinkType::ETHERNET {
+            .unwrap_or(nsring_pcap::LinkType::ETHERNET);
+        if linktype != nsring_pcap::LinkType::ETHERNET {
             anyhow::bail!(
                 "{shown}: packet {} has link type {}; only Ethernet (1) frames can be replayed",
                 frames.len() + 1,
@@ -485,7 +485,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     let src_mac = match args.src_mac {
         Some(m) => m,
-        None => netns::link::get(&ns, &iface)?
+        None => nsring_netns::link::get(&ns, &iface)?
             .mac
             .as_deref()
             .and_then(|m| synth::parse_mac(m).ok())

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use netns::NetNs;
-use netns::lab::Lab;
+use nsring_netns::NetNs;
+use nsring_netns::lab::Lab;
 
 pub const NSRING: &str = env!("CARGO_BIN_EXE_nsring");
 

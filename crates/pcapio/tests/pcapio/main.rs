@@ -1,9 +1,0 @@
-//! The pcapio test binary: fixtures, round trips, bad input, interop with tcpdump and
-//! tshark, and the deterministic fuzz run.
-
-mod bad_input;
-mod common;
-mod fixtures;
-mod fuzz_stable;
-mod interop;
-mod roundtrip;
