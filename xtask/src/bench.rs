@@ -662,7 +662,7 @@ fn run_nsring_send(lab: &Lab, size: usize, packets: u64) -> Result<(u64, f64), S
             "send",
             "-i",
             &format!("{}/tx0", lab.tx),
-            "-n",
+            "-N",
             &packets.to_string(),
             "-l",
             &size.to_string(),

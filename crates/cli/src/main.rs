@@ -72,3 +72,75 @@ fn main() -> ExitCode {
         Err(err) => error::report(&err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every (short flag, long name) pair of `cmd` and its subcommands, with the command path.
+    fn shorts(cmd: &clap::Command, path: &str, out: &mut BTreeMap<char, Vec<(String, String)>>) {
+        for arg in cmd.get_arguments() {
+            let long = arg.get_long().unwrap_or(arg.get_id().as_str()).to_string();
+            let letters = arg.get_short().into_iter();
+            for c in letters.chain(arg.get_all_short_aliases().unwrap_or_default()) {
+                out.entry(c)
+                    .or_default()
+                    .push((long.clone(), path.to_string()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            shorts(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn one_short_flag_means_one_thing_across_all_commands() {
+        let mut cmd = Cli::command();
+        cmd.build(); // propagates global arguments into the subcommands
+        let mut all = BTreeMap::new();
+        shorts(&cmd, "nsring", &mut all);
+        let mut clashes = Vec::new();
+        for (c, uses) in &all {
+            let first = &uses[0].0;
+            if let Some((other, path)) = uses.iter().find(|(l, _)| l != first) {
+                let (_, path0) = uses.iter().find(|(l, _)| l == first).unwrap();
+                clashes.push(format!(
+                    "-{c}: --{first} in `{path0}`, --{other} in `{path}`"
+                ));
+            }
+        }
+        assert!(
+            clashes.is_empty(),
+            "short flags with two meanings:\n{}",
+            clashes.join("\n")
+        );
+        // the vocabulary of docs/DESIGN.md, where these letters exist at all
+        let want = [
+            ('i', "interface"),
+            ('n', "netns"),
+            ('f', "filter"),
+            ('e', "direction"),
+            ('s', "snaplen"),
+            ('N', "count"),
+            ('c', "cluster-id"),
+            ('J', "no-promisc"),
+            ('w', "write"),
+            ('r', "read"),
+            ('v', "verbose"),
+            ('q', "quiet"),
+        ];
+        for (c, long) in want {
+            let uses = all.get(&c).unwrap_or_else(|| panic!("no command has -{c}"));
+            assert_eq!(uses[0].0, long, "-{c}");
+        }
+        // --watch has no short letter, and send's -n (netns) is there
+        let watch = all.values().flatten().find(|(l, _)| l == "watch");
+        assert!(watch.is_none(), "--watch has a short flag");
+        let send_n = &all[&'n'];
+        assert!(send_n.iter().any(|(_, p)| p == "nsring send"), "send -n");
+    }
+}

@@ -118,7 +118,7 @@ impl Spec {
             ));
         }
         if self.src_count == 0 || self.dst_count == 0 {
-            return Err("address counts (-b, -c) must be at least 1".into());
+            return Err("address counts (--src-count, --dst-count) must be at least 1".into());
         }
         Ok(())
     }

@@ -389,7 +389,7 @@ fn bad_input_is_one_line_with_the_right_exit_code() {
         (vec!["-i", &t9], 2, "no interface 'eth9'"),
         (vec!["-i", "nsrt-missing-ns/eth1"], 2, "does not exist"),
         (vec!["-i", &t, "-f", "udp poort 9"], 2, "invalid filter"),
-        (vec!["-i", &t, "-l", "0"], 2, "snaplen"),
+        (vec!["-i", &t, "-s", "0"], 2, "snaplen"),
         (vec!["-i", &t, "-e", "sideways"], 2, "sideways"),
         (vec!["-i", &t, "--netns", &b], 2, "give the namespace once"),
         (

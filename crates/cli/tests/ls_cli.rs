@@ -353,7 +353,7 @@ fn a_sender_shows_with_its_sent_counter_until_it_exits() {
     const N: u64 = 300;
     let (lab, _a, _b) = pair("lssend");
     let na = lab.ns_name("a");
-    let mut tx = HeldSend::start(&na, &["-n", &N.to_string(), "--pps", "150"]);
+    let mut tx = HeldSend::start(&na, &["-N", &N.to_string(), "--pps", "150"]);
     let pid = tx.pid();
 
     // it shows as ours, transmit only, on eth1, and its counter grows while it runs
@@ -433,7 +433,7 @@ fn a_sender_shows_with_its_sent_counter_until_it_exits() {
 fn a_killed_sender_is_removed_at_the_next_ls() {
     let (lab, _a, _b) = pair("lssendkill");
     let na = lab.ns_name("a");
-    let mut tx = HeldSend::start(&na, &["-n", "100000", "--pps", "1000", "--mode", "ring"]);
+    let mut tx = HeldSend::start(&na, &["-N", "100000", "--pps", "1000", "--mode", "ring"]);
     let pid = tx.pid();
     let mut name = String::new();
     eventually("the sender to send", || {

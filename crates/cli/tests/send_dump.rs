@@ -241,15 +241,15 @@ fn interop_with_tcpdump_and_tshark() {
             "--format",
             format,
         ]);
-        let (n1, b1) = send(&["-i", &format!("{a}/eth1"), "-n", "100", "-l", "60"]);
+        let (n1, b1) = send(&["-i", &format!("{a}/eth1"), "-N", "100", "-l", "60"]);
         let (n2, b2) = send(&[
             "-i",
             &format!("{a}/eth1"),
-            "-n",
+            "-N",
             "100",
             "-l",
             "1514",
-            "-b",
+            "--src-count",
             "4",
             "--ports",
             "1000-1003",
@@ -258,7 +258,7 @@ fn interop_with_tcpdump_and_tshark() {
         let (n3, b3) = send(&[
             "-i",
             &format!("{a}/eth1"),
-            "-n",
+            "-N",
             "100",
             "-l",
             "200",
@@ -369,17 +369,17 @@ fn dump_writes_what_tcpdump_writes() {
     send(&[
         "-i",
         &format!("{a}/eth1"),
-        "-n",
+        "-N",
         "150",
         "-l",
         "300",
         "--random-payload",
-        "-b",
+        "--src-count",
         "3",
     ]);
     // TCP frames the filter keeps out of both files
-    send(&["-i", &format!("{a}/eth1"), "-n", "50", "--proto", "tcp"]);
-    send(&["-i", &format!("{a}/eth1"), "-n", "50", "--vlan", "7"]);
+    send(&["-i", &format!("{a}/eth1"), "-N", "50", "--proto", "tcp"]);
+    send(&["-i", &format!("{a}/eth1"), "-N", "50", "--vlan", "7"]);
     // tcpdump does not drain its ring on SIGINT, so it stops by count (-c); ours is
     // interrupted, and must drain
     let (c2, e2) = bg2.wait();
@@ -423,7 +423,7 @@ fn a_tcpdump_file_replayed_comes_back_identical() {
     send(&[
         "-i",
         &format!("{a}/eth1"),
-        "-n",
+        "-N",
         "40",
         "-l",
         "90",
@@ -432,7 +432,7 @@ fn a_tcpdump_file_replayed_comes_back_identical() {
     send(&[
         "-i",
         &format!("{a}/eth1"),
-        "-n",
+        "-N",
         "40",
         "-l",
         "1500",
@@ -442,7 +442,7 @@ fn a_tcpdump_file_replayed_comes_back_identical() {
     send(&[
         "-i",
         &format!("{a}/eth1"),
-        "-n",
+        "-N",
         "40",
         "--vlan",
         "100",
@@ -467,7 +467,7 @@ fn a_tcpdump_file_replayed_comes_back_identical() {
     let (n, _) = send(&[
         "-i",
         &format!("{a}/eth1"),
-        "-f",
+        "-r",
         orig.to_str().unwrap(),
         "--top-speed",
         "--loop",
@@ -515,8 +515,8 @@ fn count_is_exact_and_rate_is_held() {
     let rx_ns = b.clone();
     let rx = std::thread::spawn(move || receive(&rx_ns, 4.5));
     std::thread::sleep(Duration::from_millis(300));
-    // exact count at top speed
-    let (n, bytes) = send(&["-i", &format!("{a}/eth1"), "-n", "12345", "-l", "100"]);
+    // exact count at top speed (the namespace given with -n this time)
+    let (n, bytes) = send(&["-n", &a, "-i", "eth1", "-N", "12345", "-l", "100"]);
     assert_eq!((n, bytes), (12345, 1_234_500));
     std::thread::sleep(Duration::from_millis(200));
     // 5000 pps for 2 s
@@ -591,25 +591,25 @@ fn bad_input_fails_cleanly() {
     let ia = format!("{a}/eth1");
     // frame lengths
     fails(
-        &["send", "-i", &ia, "-n", "1", "-l", "59"],
+        &["send", "-i", &ia, "-N", "1", "-l", "59"],
         2,
         "Ethernet minimum without FCS",
     );
     fails(
-        &["send", "-i", &ia, "-n", "1", "-l", "1515"],
+        &["send", "-i", &ia, "-N", "1", "-l", "1515"],
         2,
         "MTU 1500 + 14",
     );
     fails(
         &[
-            "send", "-i", &ia, "-n", "1", "-l", "60", "--proto", "tcp", "-6",
+            "send", "-i", &ia, "-N", "1", "-l", "60", "--proto", "tcp", "-6",
         ],
         2,
         "use -l 74",
     );
     // unknown interface
     fails(
-        &["send", "-i", &format!("{a}/nope0"), "-n", "1"],
+        &["send", "-i", &format!("{a}/nope0"), "-N", "1"],
         2,
         "nope0",
     );
@@ -645,10 +645,10 @@ fn bad_input_fails_cleanly() {
         p.to_str().unwrap().to_owned()
     };
     let short = write("short.pcap", &[0xd4, 0xc3]);
-    fails(&["send", "-i", &ia, "-f", &short], 1, "too short");
+    fails(&["send", "-i", &ia, "-r", &short], 1, "too short");
     let magic = write("magic.pcap", &[0u8; 64]);
     fails(
-        &["send", "-i", &ia, "-f", &magic],
+        &["send", "-i", &ia, "-r", &magic],
         1,
         "not a pcap or pcapng file",
     );
@@ -662,9 +662,9 @@ fn bad_input_fails_cleanly() {
     }
     big.extend_from_slice(&[0u8; 100]);
     let big = write("big.pcap", &big);
-    fails(&["send", "-i", &ia, "-f", &big], 1, "snap");
+    fails(&["send", "-i", &ia, "-r", &big], 1, "snap");
     fails(
-        &["send", "-i", &ia, "-f", "/nonexistent-nsrt.pcap"],
+        &["send", "-i", &ia, "-r", "/nonexistent-nsrt.pcap"],
         1,
         "cannot open",
     );
@@ -687,7 +687,7 @@ fn a_full_disk_leaves_a_valid_file() {
     ]);
     // 40 KB a batch, so the failure comes in the middle of the file
     for _ in 0..10 {
-        send(&["-i", &format!("{a}/eth1"), "-n", "40", "-l", "1000"]);
+        send(&["-i", &format!("{a}/eth1"), "-N", "40", "-l", "1000"]);
         std::thread::sleep(Duration::from_millis(50));
     }
     let (code, err) = bg.wait();
@@ -723,8 +723,8 @@ fn several_interfaces_in_one_file() {
         "-w",
         file.to_str().unwrap(),
     ]);
-    send(&["-i", &format!("{a}/eth1"), "-n", "100", "-l", "100"]);
-    send(&["-i", &format!("{a}/eth2"), "-n", "50", "-l", "200"]);
+    send(&["-i", &format!("{a}/eth1"), "-N", "100", "-l", "100"]);
+    send(&["-i", &format!("{a}/eth2"), "-N", "50", "-l", "200"]);
     let (code, err) = bg.wait();
     assert_eq!(code, 0, "{err}");
     let (pkts, ifs) = read_all(&file);
@@ -764,7 +764,7 @@ fn rotation_by_size_keeps_n_files() {
     send(&[
         "-i",
         &format!("{a}/eth1"),
-        "-n",
+        "-N",
         "3000",
         "-l",
         "1000",

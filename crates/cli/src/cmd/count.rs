@@ -64,7 +64,7 @@ pub struct CaptureArgs {
     #[arg(short = 'e', long, value_name = "DIR", default_value = "both", value_parser = parse_direction)]
     pub direction: Direction,
     /// Bytes of each packet to copy from the kernel [default: 128 for count, or whole packets with -v; whole packets for dump].
-    #[arg(short = 'l', long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=262144))]
+    #[arg(short = 's', long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=262144))]
     pub snaplen: Option<u32>,
     /// Stop after this many packets.
     #[arg(short = 'N', long = "count", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]

@@ -302,9 +302,9 @@ fn count_with_traffic(lab: &DemoLab, args: &Args, stop: &AtomicBool) -> anyhow::
     println!("     a socket belongs to the namespace it was opened in.");
     let wire = format!("{}/wire0", lab.wire);
     let pps = args.pps.to_string();
-    println!("   traffic: nsring send -i {wire} -n {n} --pps {pps}");
+    println!("   traffic: nsring send -i {wire} -N {n} --pps {pps}");
     let send = Command::new(me()?)
-        .args(["send", "-i", &wire, "-n", &n, "--pps", &pps, "-q"])
+        .args(["send", "-i", &wire, "-N", &n, "--pps", &pps, "-q"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

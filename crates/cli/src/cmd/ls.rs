@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long, global = true)]
     pub json: bool,
     /// Refresh once a second until Ctrl-C.
-    #[arg(long, short = 'w', global = true)]
+    #[arg(long, global = true)]
     pub watch: bool,
     /// With --watch: stop after N refreshes.
     #[arg(long, value_name = "N", global = true, value_parser = clap::value_parser!(u64).range(1..))]

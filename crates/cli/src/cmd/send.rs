@@ -23,18 +23,18 @@ use crate::target::Target;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  nsring send -i ns0/eth1 -n 1000000                 1 M UDP frames of 60 bytes, top speed
+  nsring send -i ns0/eth1 -N 1000000                 1 M UDP frames of 60 bytes, top speed
   nsring send -i ns0/eth1 --pps 100000 --duration 10 -l 1514
-  nsring send -i ns0/eth1 -b 100 -c 10 --ports 1000-1999 --proto tcp -6
-  nsring send -i ns0/eth1 -f trace.pcapng --speed 2 --loop 3
+  nsring send -i ns0/eth1 --src-count 100 --dst-count 10 --ports 1000-1999 --proto tcp -6
+  nsring send -i ns0/eth1 -r trace.pcapng --speed 2 --loop 3
 
 Synthetic frames go from the interface's MAC to 02:00:5e:00:00:02 (a unicast address no
 interface has, so receivers drop them early), 198.18.0.1 -> 198.18.0.2 (2001:2::1 ->
-2001:2::2 with -6), ports 9. -b/-c make that many consecutive source/destination addresses
+2001:2::2 with -6), ports 9. --src-count/--dst-count make that many consecutive source/destination addresses
 and --ports a range of ports; the frames cycle through every combination (at most 65536
 pre-built frames). Lengths count the Ethernet header and a VLAN tag, not the FCS.
 
--f replays a pcap or pcapng file (Ethernet only; it is read into memory) at its own timing,
+-r replays a pcap or pcapng file (Ethernet only; it is read into memory) at its own timing,
 --speed times faster, or with --top-speed as fast as possible; --pps/--gbps pace it instead.
 Once a second a 'TX rate' line goes to stderr (with --json, JSON lines to stdout).")]
 pub struct Args {
@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(short, long, value_name = "[NS/]IFACE")]
     pub interface: String,
     /// The namespace of IFACE: NAME, /proc/PID/ns/net or pid:PID (default: the current one).
-    #[arg(long, value_name = "NS")]
+    #[arg(short = 'n', long, value_name = "NS")]
     pub netns: Option<NsSpec>,
     /// Frame length in bytes without FCS: 60 up to MTU + 14 (+ 4 with --vlan).
     #[arg(
@@ -53,7 +53,7 @@ pub struct Args {
     )]
     pub length: usize,
     /// Frames to send; 0 sends until Ctrl-C or --duration.
-    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 0)]
+    #[arg(short = 'N', long = "count", value_name = "N", default_value_t = 0)]
     pub count: u64,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -83,10 +83,10 @@ pub struct Args {
     #[arg(long, value_name = "IP")]
     pub dst_ip: Option<IpAddr>,
     /// Number of source IPs (consecutive from --src-ip).
-    #[arg(short = 'b', value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long = "src-count", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub src_ips: u32,
     /// Number of destination IPs (consecutive from --dst-ip).
-    #[arg(short = 'c', value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long = "dst-count", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub dst_ips: u32,
     /// Ports (source and destination; the ICMP echo id): A or A-B.
     #[arg(long, value_name = "A-B", default_value = "9", value_parser = crate::synth::parse_ports)]
@@ -98,7 +98,7 @@ pub struct Args {
     #[arg(long)]
     pub random_payload: bool,
     /// Replay this pcap or pcapng file instead of synthetic frames.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Replay at this multiple of the file's timing.
     #[arg(long, value_name = "X", requires = "file", conflicts_with = "top_speed", value_parser = parse_rate)]
@@ -106,7 +106,7 @@ pub struct Args {
     /// Replay as fast as possible, ignoring the file's timing.
     #[arg(long, requires = "file")]
     pub top_speed: bool,
-    /// Play the file this many times; 0 loops until Ctrl-C, --duration or -n.
+    /// Play the file this many times; 0 loops until Ctrl-C, --duration or -N.
     #[arg(
         long = "loop",
         value_name = "N",
