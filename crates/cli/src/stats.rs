@@ -155,8 +155,7 @@ impl Reporter {
                 self.prev,
                 since_prev,
             );
-            serde_json::to_writer(&mut *out, &line)?;
-            out.write_all(b"\n")?;
+            crate::out::json_line(out, &line)?;
             out.flush()?;
         } else if last || !self.quiet {
             out.flush()?;

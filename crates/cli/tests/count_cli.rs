@@ -130,7 +130,7 @@ fn final_json(out: &str) -> serde_json::Value {
         .rev()
         .find(|l| l.contains("\"final\""))
         .unwrap_or_else(|| panic!("no final JSON in {out:?}"));
-    serde_json::from_str(line).unwrap()
+    common::json_lines(line).remove(0)
 }
 
 fn run(args: &[&str]) -> Output {

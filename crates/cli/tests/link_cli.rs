@@ -7,6 +7,8 @@ use std::process::Command;
 use nsring_netns::lab::Lab;
 use nsring_netns::{NetNs, link};
 
+mod common;
+
 struct Run {
     code: i32,
     stdout: String,
@@ -122,8 +124,7 @@ fn list_shows_peers_as_table_and_json() {
     assert_eq!(out, out2);
 
     let json = ok(&["link", "list", "--json", "--netns", &nb]);
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let links = v.as_array().unwrap();
+    let links = common::json_lines(&json);
     let vb = links.iter().find(|l| l["name"] == "veth-b").unwrap();
     assert_eq!(vb["index"], ib);
     assert_eq!(vb["kind"], "veth");

@@ -91,10 +91,7 @@ fn ok(args: &[&str]) -> String {
 fn json(args: &[&str]) -> Vec<Value> {
     let mut a = args.to_vec();
     a.push("--json");
-    ok(&a)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::json_lines(&ok(&a))
 }
 
 /// The sockets of one namespace's view.
@@ -641,10 +638,7 @@ fn watch_refreshes_and_stops() {
     assert!(status.success());
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-    let rounds: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rounds: Vec<Value> = common::json_lines(&out);
     assert_eq!(rounds.len(), 3);
     let packets: Vec<u64> = rounds
         .iter()

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use nsring_netns::lab::Lab;
 
+mod common;
+
 fn nsring(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nsring"))
         .args(args)
@@ -147,10 +149,8 @@ fn namespace_added_by_ip_is_used_by_nsring() {
     let ours = ok(&["netns", "list"]);
     assert!(ours.lines().any(|l| l == ip_line), "{ours}");
 
-    let json: serde_json::Value = serde_json::from_str(&ok(&["netns", "list", "--json"])).unwrap();
+    let json = common::json_lines(&ok(&["netns", "list", "--json"]));
     let entry = json
-        .as_array()
-        .unwrap()
         .iter()
         .find(|e| e["name"] == name.as_str())
         .expect("in the JSON list");
@@ -186,11 +186,8 @@ fn list_all_shows_an_anonymous_namespace_and_its_pid() {
         "{text}"
     );
 
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&["netns", "list", "--all", "--json"])).unwrap();
+    let json = common::json_lines(&ok(&["netns", "list", "--all", "--json"]));
     let entry = json
-        .as_array()
-        .unwrap()
         .iter()
         .find(|e| e["inode"] == inode)
         .expect("in the JSON list");

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use nsring_netns::NetNs;
 use nsring_netns::lab::Lab;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_nsring");
 /// Source MAC of every generated frame, so filters see only the test's frames.
 const SRC: &str = "02:6e:73:72:74:5d";
@@ -533,6 +535,18 @@ fn count_is_exact_and_rate_is_held() {
     assert!((9_000..=10_100).contains(&m), "sent {m} in {took} s");
     let (got, _first, _last) = rx.join().unwrap();
     assert_eq!(got, 12345 + m, "the receiver saw {got}");
+    // --json: versioned JSON lines on stdout, the last one the final count
+    let r = Command::new(BIN)
+        .args(["send", "-i", &format!("{a}/eth1"), "-N", "10", "--json"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let lines = common::json_lines(&String::from_utf8_lossy(&r.stdout));
+    let last = lines.last().expect("a final JSON line");
+    assert_eq!(
+        (&last["type"], &last["packets"]),
+        (&"final".into(), &10.into())
+    );
 }
 
 #[test]

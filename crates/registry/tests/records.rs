@@ -447,3 +447,58 @@ fn writes_to_a_record_are_visible_to_a_separate_reader_at_once() {
     }
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn records_of_a_newer_nsring_are_read_or_named_and_kept_while_alive() {
+    // A package upgrade while captures run: the directory holds records of another format.
+    let t = TempRun::new();
+    let run = t.run();
+    let inode = 4_000_000_009;
+    let dir = t.ns_dir(inode);
+    let header = |socket_inode| Header {
+        pid: 515151,
+        netns_inode: inode,
+        netns_cookie: current_cookie(),
+        socket_inode,
+    };
+    let retag = |path: &Path, format: u32, needs: u32| {
+        let mut b = fs::read(path).unwrap();
+        b[8..12].copy_from_slice(&format.to_le_bytes());
+        b[28..32].copy_from_slice(&needs.to_le_bytes());
+        fs::write(path, b).unwrap();
+        let f = File::open(path).unwrap();
+        f.lock().unwrap(); // its owner is alive
+        f
+    };
+    // format 2 that format-1 readers can read, and format 3 that they cannot
+    let readable = plant(&dir, "515151-eth5.0", header(11));
+    let held_a = retag(&readable, 2, 1);
+    let newer = plant(&dir, "515151-eth6.1", header(12));
+    let held_b = retag(&newer, 3, 3);
+
+    let scan = run.scan(inode, None).unwrap();
+    assert_eq!(scan.records.len(), 1, "{:?}", scan.problems);
+    assert_eq!(scan.records[0].header.socket_inode, 11);
+    let text: Vec<String> = scan.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 1, "{text:?}");
+    assert!(
+        text[0].starts_with(&format!(
+            "record 515151-eth6.1 is from a newer nsring ({}): record format 3 needs a reader of \
+             format 3 or later",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        text[0]
+    );
+    assert!(text[0].ends_with("upgrade nsring to see it"), "{}", text[0]);
+    assert!(
+        newer.exists(),
+        "a live record of any format is never removed"
+    );
+
+    // once their owners are gone, both are stale and removed like any other
+    drop((held_a, held_b));
+    let scan = run.scan(inode, None).unwrap();
+    assert_eq!(scan.removed.len(), 2, "{:?}", scan.removed);
+    assert!(!newer.exists() && !readable.exists());
+}

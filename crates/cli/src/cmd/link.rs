@@ -13,7 +13,7 @@ use clap::Subcommand;
 use nsring_netns::link::{self, Link};
 use nsring_netns::{NetNs, NsSpec};
 
-use crate::out::{Out, json_line};
+use crate::out::{Out, json_lines};
 use crate::usage;
 
 const EXAMPLES: &str = "\
@@ -137,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let links = link::list(&ns).map_err(lib)?;
             let mut out = Out::new();
             if json {
-                json_line(&mut out, &links)?;
+                json_lines(&mut out, &links)?;
             } else {
                 write_table(&mut out, &links)?;
             }

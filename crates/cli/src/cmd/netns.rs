@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use nsring_netns::{DeleteReport, Fate, Holder, NsInfo, NsSpec};
 
-use crate::out::{Out, json_line};
+use crate::out::{Out, json_lines};
 use crate::usage;
 
 const EXAMPLES: &str = "\
@@ -52,7 +52,7 @@ enum Sub {
         /// Names (or /run/netns/NAME paths).
         #[arg(value_name = "NAME", required = true, num_args = 1..)]
         names: Vec<String>,
-        /// Print one JSON array of reports instead of text.
+        /// JSON lines instead of text: one report per namespace.
         #[arg(long)]
         json: bool,
     },
@@ -63,7 +63,7 @@ enum Sub {
         /// Every network namespace: inode, id, names, the processes in it.
         #[arg(long, short = 'a')]
         all: bool,
-        /// Print one JSON array instead of text.
+        /// JSON lines instead of text: one object per namespace.
         #[arg(long)]
         json: bool,
     },
@@ -196,7 +196,7 @@ fn del(args: &[String], json: bool) -> anyhow::Result<ExitCode> {
     }
     let mut out = Out::new();
     if json {
-        json_line(&mut out, &reports)?;
+        json_lines(&mut out, &reports)?;
     } else {
         for r in &reports {
             write_report(&mut out, r)?;
@@ -258,7 +258,7 @@ fn list(json: bool) -> anyhow::Result<ExitCode> {
     let named = nsring_netns::list()?;
     let mut out = Out::new();
     if json {
-        json_line(&mut out, &named)?;
+        json_lines(&mut out, &named)?;
     } else {
         for n in &named {
             match n.id {
@@ -278,7 +278,7 @@ fn list_all(json: bool) -> anyhow::Result<ExitCode> {
     let all = nsring_netns::list_all()?;
     let mut out = Out::new();
     if json {
-        json_line(&mut out, &all)?;
+        json_lines(&mut out, &all)?;
     } else {
         write_table(&mut out, &all)?;
     }

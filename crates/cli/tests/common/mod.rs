@@ -67,3 +67,14 @@ pub fn start(mut cmd: Command, ready: &str, stdout: Stdio) -> Running {
     }
     Running { child, lines: rx }
 }
+
+/// The objects of `--json` output, one per line, each checked to start with the schema
+/// version (`{"schema":1,...`).
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| {
+            assert!(l.starts_with("{\"schema\":1"), "no schema first: {l}");
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+        })
+        .collect()
+}
