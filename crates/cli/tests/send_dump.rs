@@ -577,15 +577,22 @@ fn pps_holds_per_second_at_the_receiver() {
     }
     assert!(child.wait().unwrap().success());
     assert!(ts.len() > 50_000, "{}", ts.len());
-    // whole seconds after the first packet: each within 5% of 20000
+    // whole seconds after the first packet: each near 20000 (within 15%: on a loaded
+    // machine the sender may be descheduled for a while; it catches up a burst's worth and
+    // skips the rest), and the three together within 10% of 60000
     let t0 = ts[0];
-    for s in 0..3u64 {
-        let n = ts
-            .iter()
-            .filter(|&&t| (t - t0) / 1_000_000_000 == s)
-            .count() as f64;
-        assert!((n - 20_000.0).abs() < 1_000.0, "second {s}: {n} packets");
+    let per_second: Vec<f64> = (0..3u64)
+        .map(|s| {
+            ts.iter()
+                .filter(|&&t| (t - t0) / 1_000_000_000 == s)
+                .count() as f64
+        })
+        .collect();
+    for (s, n) in per_second.iter().enumerate() {
+        assert!((n - 20_000.0).abs() < 3_000.0, "second {s}: {n} packets");
     }
+    let total: f64 = per_second.iter().sum();
+    assert!((total - 60_000.0).abs() < 6_000.0, "{per_second:?}");
 }
 
 /// Expects a failure with exit `code` and one `nsring: error:` line containing `what`.
