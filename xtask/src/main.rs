@@ -35,6 +35,9 @@ const TEST_PKGS: &[&str] = &[
     "procps",
     "iputils-ping",
     "g++",
+    "bash-completion",
+    "man-db",
+    "groff-base",
 ];
 pub const BENCH_PKGS: &[&str] = &[
     "libpcap-dev",

@@ -4,9 +4,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
+mod complete;
 mod decode;
 mod error;
 mod out;
@@ -16,7 +17,7 @@ mod target;
 
 pub use error::{Usage, usage};
 
-/// nsring — packet capture that is at home in network namespaces.
+/// Packet capture that is at home in network namespaces.
 ///
 /// A namespace is written NAME (iproute2's /run/netns/NAME), a path (/proc/PID/ns/net),
 /// or pid:PID; an interface in a namespace is NS/IFACE (ns0/eth1).
@@ -50,9 +51,19 @@ enum Command {
     Ls(cmd::ls::Args),
     /// Run the seed's walkthrough on a built-in lab: namespaces, a veth pair, capture, cleanup.
     Demo(cmd::demo::Args),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(cmd::completions::Args),
+    /// Print a manual page, or write all of them (nsring(1), nsring-COMMAND(1)) into a directory.
+    Man(cmd::man::Args),
 }
 
 fn main() -> ExitCode {
+    // A Tab in a shell runs `NSRING_COMPLETE=SHELL nsring -- WORDS`: answer and exit.
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(complete::ENV_VAR)
+        .bin("nsring")
+        .completer("nsring")
+        .complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return error::clap_error(e),
@@ -66,6 +77,8 @@ fn main() -> ExitCode {
         Command::Dump(args) => cmd::dump::run(args),
         Command::Devs(args) => cmd::devs::run(args),
         Command::Ls(args) => cmd::ls::run(args),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::Man(args) => cmd::man::run(args, Cli::command()),
     };
     match result {
         Ok(code) => code,
@@ -78,6 +91,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use clap::CommandFactory;
+    use clap_complete::engine::ArgValueCompleter;
 
     use super::Cli;
 
@@ -142,5 +156,31 @@ mod tests {
         assert!(watch.is_none(), "--watch has a short flag");
         let send_n = &all[&'n'];
         assert!(send_n.iter().any(|(_, p)| p == "nsring send"), "send -n");
+    }
+
+    /// Every namespace and interface argument, in every command (also those added later),
+    /// completes live values.
+    #[test]
+    fn every_namespace_and_interface_argument_completes_live_values() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let named = matches!(arg.get_long(), Some("netns" | "interface" | "peer-netns"))
+                    || matches!(arg.get_value_names(), Some([v]) if v == "NS");
+                if named && arg.get::<ArgValueCompleter>().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "nsring", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "no completer (add = crate::complete::netns() or interface()): {missing:?}"
+        );
     }
 }

@@ -52,10 +52,10 @@ pub struct Args {
 pub struct CaptureArgs {
     /// Interface: IFACE, NS/IFACE (ns0/eth1), or 'any' for every interface of the namespace
     /// (dump: repeat -i for several).
-    #[arg(short, long, value_name = "[NS/]IFACE", required = true)]
+    #[arg(short, long, value_name = "[NS/]IFACE", required = true, add = crate::complete::interface())]
     pub interface: Vec<String>,
     /// The namespace of IFACE: NAME, /proc/PID/ns/net or pid:PID (default: the current one).
-    #[arg(short = 'n', long, value_name = "NS")]
+    #[arg(short = 'n', long, value_name = "NS", add = crate::complete::netns())]
     pub netns: Option<NsSpec>,
     /// BPF filter in tcpdump syntax.
     #[arg(short, long, value_name = "EXPR")]

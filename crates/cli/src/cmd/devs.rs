@@ -11,7 +11,7 @@ use crate::out::{Out, json_line};
 #[command(after_help = "Examples:\n  nsring devs\n  nsring devs --netns ns0 --json")]
 pub struct Args {
     /// The namespace to list (NAME, /proc/PID/ns/net or pid:PID); default: the current one.
-    #[arg(long, short = 'n', value_name = "NS")]
+    #[arg(long, short = 'n', value_name = "NS", add = crate::complete::netns())]
     pub netns: Option<NsSpec>,
     /// Accepted for pfcount compatibility (`pfcount -L`): listing is what this command does.
     #[arg(short = 'L', hide = true)]

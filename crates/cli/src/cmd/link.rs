@@ -35,7 +35,7 @@ another namespace also needs CAP_SYS_ADMIN.";
 #[command(after_long_help = EXAMPLES, subcommand_required = true)]
 pub struct Args {
     /// Act inside namespace NS (NAME, a path, or pid:PID) instead of the current one.
-    #[arg(long, short = 'n', value_name = "NS", global = true)]
+    #[arg(long, short = 'n', value_name = "NS", global = true, add = crate::complete::netns())]
     netns: Option<String>,
 
     #[command(subcommand)]
@@ -47,7 +47,7 @@ enum Sub {
     /// List interfaces: index, name, type, MAC, MTU, state, and the veth peer (PEER@NS).
     #[command(visible_alias = "ls", visible_alias = "show")]
     List {
-        /// Print one JSON array of interfaces instead of the table.
+        /// JSON lines instead of the table: one object per interface.
         #[arg(long)]
         json: bool,
     },
@@ -69,7 +69,7 @@ enum Sub {
         #[arg(value_name = "SPEC", required = true, num_args = 1..)]
         spec: Vec<String>,
         /// Create the peer end in namespace NS (default: the same namespace as NAME).
-        #[arg(long, value_name = "NS")]
+        #[arg(long, value_name = "NS", add = crate::complete::netns())]
         peer_netns: Option<String>,
     },
     /// `del DEV` deletes a virtual interface (both ends of a veth pair).

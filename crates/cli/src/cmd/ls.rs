@@ -44,7 +44,7 @@ pub struct Args {
     #[command(subcommand)]
     pub what: Option<What>,
     /// The namespace to show (NAME, /proc/PID/ns/net or pid:PID); default: the current one.
-    #[arg(long, short = 'n', value_name = "NS", global = true)]
+    #[arg(long, short = 'n', value_name = "NS", global = true, add = crate::complete::netns())]
     pub netns: Option<NsSpec>,
     /// Every network namespace: named ones, and anonymous ones held by a process or a mount.
     #[arg(long, global = true)]

@@ -2,11 +2,13 @@
 //! system) and `run(Args) -> anyhow::Result<ExitCode>`, which resolves the arguments into a plan
 //! (namespaces opened, interfaces looked up) and carries it out.
 
+pub mod completions;
 pub mod count;
 pub mod demo;
 pub mod devs;
 pub mod dump;
 pub mod link;
 pub mod ls;
+pub mod man;
 pub mod netns;
 pub mod send;

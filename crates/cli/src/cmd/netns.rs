@@ -50,7 +50,7 @@ enum Sub {
     #[command(visible_alias = "delete")]
     Del {
         /// Names (or /run/netns/NAME paths).
-        #[arg(value_name = "NAME", required = true, num_args = 1..)]
+        #[arg(value_name = "NAME", required = true, num_args = 1.., add = crate::complete::netns())]
         names: Vec<String>,
         /// JSON lines instead of text: one report per namespace.
         #[arg(long)]
@@ -70,7 +70,7 @@ enum Sub {
     /// Run CMD inside NS, like `ip netns exec`: /etc/netns/NAME/* over /etc, /sys remounted;
     /// exits with CMD's status (127: not found, 126: not executable, 128+N: signal N).
     Exec {
-        #[arg(value_name = "NS")]
+        #[arg(value_name = "NS", add = crate::complete::netns())]
         ns: String,
         /// The command and its arguments (`--` before it is optional).
         #[arg(
@@ -90,7 +90,7 @@ enum Sub {
     },
     /// Print the PIDs of the processes in NS, like `ip netns pids`.
     Pids {
-        #[arg(value_name = "NS")]
+        #[arg(value_name = "NS", add = crate::complete::netns())]
         ns: String,
     },
     /// Give the namespace of process PID the name NAME, like `ip netns attach`.

@@ -39,10 +39,10 @@ pre-built frames). Lengths count the Ethernet header and a VLAN tag, not the FCS
 Once a second a 'TX rate' line goes to stderr (with --json, JSON lines to stdout).")]
 pub struct Args {
     /// Interface: IFACE or NS/IFACE (ns0/eth1).
-    #[arg(short, long, value_name = "[NS/]IFACE")]
+    #[arg(short, long, value_name = "[NS/]IFACE", add = crate::complete::interface())]
     pub interface: String,
     /// The namespace of IFACE: NAME, /proc/PID/ns/net or pid:PID (default: the current one).
-    #[arg(short = 'n', long, value_name = "NS")]
+    #[arg(short = 'n', long, value_name = "NS", add = crate::complete::netns())]
     pub netns: Option<NsSpec>,
     /// Frame length in bytes without FCS: 60 up to MTU + 14 (+ 4 with --vlan).
     #[arg(
