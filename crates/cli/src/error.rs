@@ -34,17 +34,8 @@ fn is_usage(err: &anyhow::Error) -> bool {
                         | nsring_capture::Error::Config(_)
                 )
             )
-            || matches!(
-                e.downcast_ref::<nsring_netns::Error>(),
-                Some(
-                    nsring_netns::Error::InvalidName { .. }
-                        | nsring_netns::Error::InvalidIfName { .. }
-                        | nsring_netns::Error::NotFound { .. }
-                        | nsring_netns::Error::Exists { .. }
-                        | nsring_netns::Error::LinkNotFound { .. }
-                        | nsring_netns::Error::LinkExists { .. }
-                )
-            )
+            || e.downcast_ref::<nsring_netns::Error>()
+                .is_some_and(nsring_netns::Error::is_usage)
     })
 }
 

@@ -17,10 +17,16 @@ mod target;
 
 pub use error::{Usage, usage};
 
+/// A command's `--help` epilogue: its own text, then the target grammar.
+pub fn long_help(text: &str) -> String {
+    format!("{text}\n\n{}", nsring_netns::spec::HELP)
+}
+
 /// Packet capture that is at home in network namespaces.
 ///
-/// A namespace is written NAME (iproute2's /run/netns/NAME), a path (/proc/PID/ns/net),
-/// or pid:PID; an interface in a namespace is NS/IFACE (ns0/eth1).
+/// A namespace is written NAME (iproute2's /run/netns/NAME, else a container's name), a path
+/// (/proc/PID/ns/net), pid:PID or a container (podman:web1, docker:ID, containerd:ID); an
+/// interface in a namespace is NS/IFACE (ns0/eth1). `nsring count --help` has the details.
 #[derive(Debug, Parser)]
 #[command(
     name = "nsring",

@@ -8,6 +8,15 @@ pub enum Error {
     /// A namespace name that iproute2 would refuse or that would escape `/run/netns`.
     #[error("invalid namespace name {name:?}: it {why}; use a single path component such as 'ns0'")]
     InvalidName { name: String, why: &'static str },
+    /// A target that does not parse (see [`crate::spec`]).
+    #[error(transparent)]
+    Spec(#[from] crate::spec::ParseError),
+    /// `x:y` where `x` is not a known prefix and no namespace is named `x:y`.
+    #[error(
+        "'{spec}': unknown prefix '{prefix}:' (known: pid:, name:, podman:, docker:, containerd:) \
+         and no namespace is named '{spec}'; for a name with ':' write 'name:{spec}'"
+    )]
+    UnknownPrefix { spec: String, prefix: String },
     /// The namespace does not exist.
     #[error("network namespace '{spec}' does not exist (see 'nsring netns list')")]
     NotFound { spec: String },
@@ -83,6 +92,25 @@ fn ns_phrase(ns: &str) -> String {
 }
 
 impl Error {
+    /// True if the user named something wrong (a bad or missing namespace, interface,
+    /// container or spelling): a usage error (exit 2), not a failure of the system.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidName { .. }
+                | Error::NotFound { .. }
+                | Error::Exists { .. }
+                | Error::NotANetNs { .. }
+                | Error::InvalidIfName { .. }
+                | Error::LinkNotFound { .. }
+                | Error::LinkExists { .. }
+                | Error::AddrExists { .. }
+                | Error::InvalidPrefix { .. }
+                | Error::Spec(_)
+                | Error::UnknownPrefix { .. }
+        )
+    }
+
     pub(crate) fn sys(call: &'static str, what: impl Into<String>, source: io::Error) -> Error {
         Error::Sys {
             call,

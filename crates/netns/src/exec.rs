@@ -92,8 +92,9 @@ struct Plan {
 /// Runs `argv` inside the namespace `spec` names, like `ip netns exec`, waits for it and
 /// returns how it ended.
 ///
-/// A named namespace (`NsSpec::Name`) also gets its `/etc/netns/NAME/` files over `/etc`;
-/// a path or `pid:` does not (there is no name to look them up by). `argv[0]` is looked up
+/// A named namespace (`NsSpec::Name`, or a bare name that is one) also gets its
+/// `/etc/netns/NAME/` files over `/etc`; a path, `pid:` or a container does not (there is no
+/// name to look them up by). `argv[0]` is looked up
 /// in `PATH` inside the child.
 ///
 /// While the command runs, the calling process ignores `SIGINT` and `SIGQUIT` (as
@@ -122,7 +123,9 @@ pub fn exec<S: AsRef<OsStr>>(spec: &NsSpec, argv: &[S]) -> Result<ExecStatus> {
     if argv.is_empty() {
         return Err(exec_err(libc::EINVAL));
     }
-    let plan = prepare(spec, argv).map_err(|_| exec_err(libc::EINVAL))?;
+    // What the spec turned out to be: a bare name may be a named namespace (its /etc/netns
+    // files apply) or a container (no name, nothing over /etc).
+    let plan = prepare(ns.spec(), argv).map_err(|_| exec_err(libc::EINVAL))?;
     let mut ptrs: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
 

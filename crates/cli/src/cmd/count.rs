@@ -15,8 +15,7 @@ use crate::target::Target;
 /// (the filter still sees whole packets; the wire length is counted from the kernel's header).
 const COUNT_SNAPLEN: u32 = 128;
 
-#[derive(Debug, clap::Args)]
-#[command(after_help = "\
+const AFTER_HELP: &str = "\
 Examples:
   nsring count -i ns0/eth1                 count on eth1 of namespace ns0, from anywhere
   nsring count --netns pid:4242 -i eth0    count in a container's namespace
@@ -29,7 +28,11 @@ object per second and a final one ({\"type\":\"final\",...}) go to stdout instea
 Filters use tcpdump syntax, compiled by libpcap and applied in the kernel before anything is
 copied. On Linux, a live filter sees a VLAN-tagged frame with its tag already taken out by
 the kernel (libpcap's semantics, so 'vlan' and 'vlan 42' work as with a live tcpdump), and the
-tag is put back into captured bytes; a file read back with tcpdump -r may count differently.")]
+tag is put back into captured bytes; a file read back with tcpdump -r may count differently.";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP,
+    after_long_help = crate::long_help(AFTER_HELP))]
 pub struct Args {
     #[command(flatten)]
     pub capture: CaptureArgs,
@@ -51,10 +54,10 @@ pub struct Args {
 #[derive(Debug, clap::Args)]
 pub struct CaptureArgs {
     /// Interface: IFACE, NS/IFACE (ns0/eth1), or 'any' for every interface of the namespace
-    /// (dump: repeat -i for several).
+    /// (dump: repeat -i, or separate targets with commas, for several).
     #[arg(short, long, value_name = "[NS/]IFACE", required = true, add = crate::complete::interface())]
     pub interface: Vec<String>,
-    /// The namespace of IFACE: NAME, /proc/PID/ns/net or pid:PID (default: the current one).
+    /// The namespace of IFACE: NAME, pid:PID, a path or a container (podman:web1) (default: the current one).
     #[arg(short = 'n', long, value_name = "NS", add = crate::complete::netns())]
     pub netns: Option<NsSpec>,
     /// BPF filter in tcpdump syntax.
@@ -146,11 +149,12 @@ impl CaptureArgs {
     pub fn targets(&self) -> anyhow::Result<Vec<Target>> {
         let mut v: Vec<Target> = Vec::new();
         for spec in &self.interface {
-            let t = Target::parse(spec, self.netns.as_ref())?;
-            if v.contains(&t) {
-                return Err(crate::usage(format!("{t} is given twice")));
+            for t in Target::parse_list(spec, self.netns.as_ref())? {
+                if v.contains(&t) {
+                    return Err(crate::usage(format!("{t} is given twice")));
+                }
+                v.push(t);
             }
-            v.push(t);
         }
         Ok(v)
     }

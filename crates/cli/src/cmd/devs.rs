@@ -7,10 +7,13 @@ use nsring_netns::{NetNs, NsSpec};
 
 use crate::out::{Out, json_line};
 
+const AFTER_HELP: &str = "Examples:\n  nsring devs\n  nsring devs --netns ns0 --json";
+
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  nsring devs\n  nsring devs --netns ns0 --json")]
+#[command(after_help = AFTER_HELP,
+    after_long_help = crate::long_help(AFTER_HELP))]
 pub struct Args {
-    /// The namespace to list (NAME, /proc/PID/ns/net or pid:PID); default: the current one.
+    /// The namespace to list (NAME, pid:PID, a path or a container such as podman:web1); default: the current one.
     #[arg(long, short = 'n', value_name = "NS", add = crate::complete::netns())]
     pub netns: Option<NsSpec>,
     /// Accepted for pfcount compatibility (`pfcount -L`): listing is what this command does.

@@ -42,8 +42,7 @@ pub enum Format {
     Pcap,
 }
 
-#[derive(Debug, clap::Args)]
-#[command(after_help = "\
+const AFTER_HELP: &str = "\
 Examples:
   nsring dump -i ns0/eth1 -w eth1.pcapng
   nsring dump -i ns0/eth1 -i ns1/eth1 -f 'udp port 53' -w dns.pcapng
@@ -64,7 +63,11 @@ deletes older ones. Each file is complete and valid on its own.
 With one -i, packets go from the capture ring to the file in gathered writes of about
 256 KiB, with no copy in between; the file is flushed after every ring block. Ctrl-C,
 --duration and -N end the capture with a complete file. If the disk fills up, the file is
-cut back to its last complete block (still a valid file) and nsring exits with status 1.")]
+cut back to its last complete block (still a valid file) and nsring exits with status 1.";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP,
+    after_long_help = crate::long_help(AFTER_HELP))]
 pub struct Args {
     #[command(flatten)]
     pub capture: CaptureArgs,

@@ -32,9 +32,9 @@ another namespace also needs CAP_SYS_ADMIN.";
 
 /// List, move, create and configure interfaces, in any namespace.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = EXAMPLES, subcommand_required = true)]
+#[command(after_long_help = crate::long_help(EXAMPLES), subcommand_required = true)]
 pub struct Args {
-    /// Act inside namespace NS (NAME, a path, or pid:PID) instead of the current one.
+    /// Act inside namespace NS (NAME, a path, pid:PID or a container such as podman:web1) instead of the current one.
     #[arg(long, short = 'n', value_name = "NS", global = true, add = crate::complete::netns())]
     netns: Option<String>,
 
@@ -303,17 +303,10 @@ fn parse_cidr(s: &str) -> anyhow::Result<(IpAddr, u8)> {
 /// is not a valid name) are usage errors (exit 2); the rest are runtime errors (exit 1),
 /// with their io::Error kept in the chain for capability advice.
 fn lib(e: nsring_netns::Error) -> anyhow::Error {
-    use nsring_netns::Error as E;
-    match e {
-        E::InvalidName { .. }
-        | E::NotFound { .. }
-        | E::NotANetNs { .. }
-        | E::InvalidIfName { .. }
-        | E::LinkNotFound { .. }
-        | E::LinkExists { .. }
-        | E::AddrExists { .. }
-        | E::InvalidPrefix { .. } => usage(e.to_string()),
-        e => anyhow::Error::new(e),
+    if e.is_usage() {
+        usage(e.to_string())
+    } else {
+        anyhow::Error::new(e)
     }
 }
 
@@ -417,7 +410,7 @@ mod tests {
             plan_of(&["set", "eth1", "netns", "ns0"]).unwrap(),
             Plan::SetNetns {
                 dev: "eth1".into(),
-                target: NsSpec::Name("ns0".into())
+                target: NsSpec::Plain("ns0".into())
             }
         );
         assert_eq!(

@@ -23,10 +23,7 @@ use serde_json::json;
 
 use crate::out::{Out, json_line};
 
-#[derive(Debug, clap::Args)]
-#[command(
-    args_conflicts_with_subcommands = false,
-    after_help = "\
+const AFTER_HELP: &str = "\
 Examples:
   nsring ls                               summary, interfaces and sockets of this namespace
   nsring ls sockets --netns ns0           every packet socket of ns0 (tcpdump's too)
@@ -38,12 +35,18 @@ Examples:
 nsring's own sockets are recorded under /run/nsring/<netns-inode>/<pid>-<ifname>.<id>;
 records whose owner is gone are removed by the next 'ls'. A corrupt record is named on
 stderr and the rest is shown (exit 0); a namespace, interface or record that does not
-exist is an error (exit 2)."
+exist is an error (exit 2).";
+
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = false,
+    after_help = AFTER_HELP,
+    after_long_help = crate::long_help(AFTER_HELP)
 )]
 pub struct Args {
     #[command(subcommand)]
     pub what: Option<What>,
-    /// The namespace to show (NAME, /proc/PID/ns/net or pid:PID); default: the current one.
+    /// The namespace to show (NAME, pid:PID, a path or a container such as podman:web1); default: the current one.
     #[arg(long, short = 'n', value_name = "NS", global = true, add = crate::complete::netns())]
     pub netns: Option<NsSpec>,
     /// Every network namespace: named ones, and anonymous ones held by a process or a mount.

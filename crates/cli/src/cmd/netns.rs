@@ -32,7 +32,7 @@ CAP_SYS_ADMIN.";
 
 /// Manage network namespaces (like `ip netns`; named namespaces are shared with iproute2).
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = EXAMPLES, subcommand_required = true)]
+#[command(after_long_help = crate::long_help(EXAMPLES), subcommand_required = true)]
 pub struct Args {
     #[command(subcommand)]
     cmd: Sub,
@@ -165,7 +165,7 @@ fn open_ns(arg: &str) -> anyhow::Result<nsring_netns::NetNs> {
 /// The name a `del` argument stands for: NAME, or a path /run/netns/NAME.
 fn del_name(arg: &str) -> anyhow::Result<String> {
     match arg.parse::<NsSpec>()? {
-        NsSpec::Name(n) => Ok(n),
+        NsSpec::Name(n) | NsSpec::Plain(n) => Ok(n),
         NsSpec::Path(p) if p.parent() == Some(Path::new(nsring_netns::NETNS_RUN_DIR)) => {
             let n = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             nsring_netns::validate_name(n)?;

@@ -20,8 +20,7 @@ use crate::stats::{rate, thousands};
 use crate::synth::{self, Proto, Spec};
 use crate::target::Target;
 
-#[derive(Debug, clap::Args)]
-#[command(after_help = "\
+const AFTER_HELP: &str = "\
 Examples:
   nsring send -i ns0/eth1 -N 1000000                 1 M UDP frames of 60 bytes, top speed
   nsring send -i ns0/eth1 --pps 100000 --duration 10 -l 1514
@@ -36,12 +35,16 @@ pre-built frames). Lengths count the Ethernet header and a VLAN tag, not the FCS
 
 -r replays a pcap or pcapng file (Ethernet only; it is read into memory) at its own timing,
 --speed times faster, or with --top-speed as fast as possible; --pps/--gbps pace it instead.
-Once a second a 'TX rate' line goes to stderr (with --json, JSON lines to stdout).")]
+Once a second a 'TX rate' line goes to stderr (with --json, JSON lines to stdout).";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP,
+    after_long_help = crate::long_help(AFTER_HELP))]
 pub struct Args {
     /// Interface: IFACE or NS/IFACE (ns0/eth1).
     #[arg(short, long, value_name = "[NS/]IFACE", add = crate::complete::interface())]
     pub interface: String,
-    /// The namespace of IFACE: NAME, /proc/PID/ns/net or pid:PID (default: the current one).
+    /// The namespace of IFACE: NAME, pid:PID, a path or a container (podman:web1) (default: the current one).
     #[arg(short = 'n', long, value_name = "NS", add = crate::complete::netns())]
     pub netns: Option<NsSpec>,
     /// Frame length in bytes without FCS: 60 up to MTU + 14 (+ 4 with --vlan).
