@@ -185,6 +185,11 @@ fn test(args: &[String]) -> Result<(), String> {
     } else {
         eprintln!("xtask: clippy is not installed; skipping the lint check");
     }
+    // The library's documentation builds without a warning (broken links, missing docs).
+    sh.clone()
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .run(&cargo, &["doc", "--no-deps", "--workspace", "--quiet"])
+        .map_err(|e| format!("{e} (the API documentation has warnings)"))?;
     let before = leftovers();
     let mut argv = vec!["test", "--workspace", "--all-targets"];
     argv.extend(args.iter().map(String::as_str));

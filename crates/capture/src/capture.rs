@@ -51,6 +51,29 @@ impl Waker {
 
 /// An open capture: the socket, its mapped ring, and the reading state. `Send`, so it
 /// can be opened on one thread and read on another.
+///
+/// Open a capture in a namespace and iterate its frames (the process itself never enters
+/// the namespace; the socket is made there):
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use nsring_capture::{Capture, CaptureConfig, frame::Dir};
+/// use nsring_netns::NetNs;
+///
+/// let ns = NetNs::open_str("ns0")?; // /run/netns/ns0, or "pid:4242", or a path
+/// let mut cap = Capture::open(&ns, &CaptureConfig::new("eth1"))?;
+/// for _ in 0..10 {
+///     // a block of frames, or None when the timeout passes without one
+///     let Some(block) = cap.next_block(Some(Duration::from_secs(1)))? else {
+///         continue;
+///     };
+///     for frame in &block {
+///         let arrow = if frame.direction() == Dir::In { "<-" } else { "->" };
+///         println!("{} {arrow} {} bytes", frame.timestamp_ns(), frame.wire_len());
+///     }
+/// } // dropping the block hands it back to the kernel
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Capture {
     // Field order is drop order: remove the record, unmap the ring, close the socket.
@@ -281,6 +304,7 @@ impl Capture {
         &self.namespace
     }
 
+    /// The application name given in the configuration, if any.
     pub fn app_name(&self) -> Option<&str> {
         self.app_name.as_deref()
     }

@@ -121,6 +121,7 @@ impl fmt::Display for FanoutMode {
 pub struct Fanout {
     /// The group id (PF_RING's cluster id).
     pub group: u16,
+    /// How the group spreads packets over its members.
     pub mode: FanoutMode,
 }
 
@@ -213,6 +214,33 @@ impl RingGeometry {
 }
 
 /// Everything [`crate::Capture::open`] needs besides the namespace.
+///
+/// Count the DNS packets of an interface for ten seconds, with the filter running in the
+/// kernel and only the first 128 bytes of each packet copied:
+///
+/// ```no_run
+/// use std::time::{Duration, Instant};
+/// use nsring_capture::{Capture, CaptureConfig, Direction};
+/// use nsring_netns::NetNs;
+///
+/// let cfg = CaptureConfig::new("eth1")
+///     .filter("udp port 53")
+///     .snaplen(128)
+///     .direction(Direction::In)
+///     .app_name("dns-counter");
+/// let mut cap = Capture::open(&NetNs::open_str("ns0")?, &cfg)?;
+/// let (mut packets, mut bytes) = (0u64, 0u64);
+/// let end = Instant::now() + Duration::from_secs(10);
+/// while Instant::now() < end {
+///     if let Some(block) = cap.next_block(Some(Duration::from_millis(100)))? {
+///         packets += block.len() as u64;
+///         bytes += block.into_iter().map(|f| u64::from(f.wire_len())).sum::<u64>();
+///     }
+/// }
+/// let kernel = cap.stats()?;
+/// println!("{packets} packets, {bytes} bytes, {} dropped", kernel.drops);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CaptureConfig {
     /// The interface to bind; `None` or `"any"` captures on every interface of the
@@ -227,10 +255,13 @@ pub struct CaptureConfig {
     /// Put the interface in promiscuous mode while the capture is open (default true;
     /// ignored for "any"). The kernel drops the membership with the socket.
     pub promiscuous: bool,
+    /// Which packets to see: received, sent, or both (default both).
     pub direction: Direction,
     /// A filter in tcpdump syntax, compiled by libpcap for the interface's link type.
     pub filter: Option<String>,
+    /// Join this fanout group (PF_RING's cluster), if set.
     pub fanout: Option<Fanout>,
+    /// The ring's shape.
     pub ring: RingGeometry,
     /// The application's name, shown in socket listings.
     pub app_name: Option<String>,
@@ -264,36 +295,43 @@ impl CaptureConfig {
         }
     }
 
+    /// Sets [`snaplen`](Self::snaplen).
     pub fn snaplen(mut self, snaplen: u32) -> Self {
         self.snaplen = snaplen;
         self
     }
 
+    /// Sets [`promiscuous`](Self::promiscuous).
     pub fn promiscuous(mut self, on: bool) -> Self {
         self.promiscuous = on;
         self
     }
 
+    /// Sets [`direction`](Self::direction).
     pub fn direction(mut self, direction: Direction) -> Self {
         self.direction = direction;
         self
     }
 
+    /// Sets [`filter`](Self::filter) (tcpdump syntax).
     pub fn filter(mut self, filter: impl Into<String>) -> Self {
         self.filter = Some(filter.into());
         self
     }
 
+    /// Joins fanout group `group` with `mode` (see [`fanout`](Self::fanout)).
     pub fn fanout(mut self, group: u16, mode: FanoutMode) -> Self {
         self.fanout = Some(Fanout { group, mode });
         self
     }
 
+    /// Sets [`ring`](Self::ring).
     pub fn ring(mut self, ring: RingGeometry) -> Self {
         self.ring = ring;
         self
     }
 
+    /// Sets [`app_name`](Self::app_name).
     pub fn app_name(mut self, name: impl Into<String>) -> Self {
         self.app_name = Some(name.into());
         self

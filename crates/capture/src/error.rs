@@ -11,23 +11,45 @@ pub enum Error {
     Netns(#[from] nsring_netns::Error),
     /// The interface does not exist in that namespace.
     #[error("no interface '{name}' in namespace '{ns}' (see 'nsring devs --netns {ns}')")]
-    NoInterface { name: String, ns: String },
+    NoInterface {
+        /// The interface name.
+        name: String,
+        /// The namespace, as the caller named it.
+        ns: String,
+    },
     /// The bound interface went down during the capture.
     #[error("interface '{name}' in namespace '{ns}' went down")]
-    InterfaceDown { name: String, ns: String },
+    InterfaceDown {
+        /// The interface name.
+        name: String,
+        /// The namespace, as the caller named it.
+        ns: String,
+    },
     /// The interface name can not be a Linux interface name.
     #[error("invalid interface name '{name}': it {why}")]
-    InvalidInterfaceName { name: String, why: &'static str },
+    InvalidInterfaceName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// libpcap refused the filter expression; `message` is libpcap's own.
     #[error("invalid filter '{filter}': {message}")]
-    Filter { filter: String, message: String },
+    Filter {
+        /// The expression as given.
+        filter: String,
+        /// libpcap's message.
+        message: String,
+    },
     /// A configuration value is out of range.
     #[error("invalid capture setting: {0}")]
     Config(String),
     /// Creating the packet socket or one of its options needs a capability we lack.
     #[error("{call} on a packet socket was refused: capturing needs CAP_NET_RAW (run as root)")]
     PermissionDenied {
+        /// The refused call (`socket`, `setsockopt(PACKET_RX_RING)`, ...).
         call: &'static str,
+        /// `EPERM` or `EACCES`.
         #[source]
         source: io::Error,
     },
@@ -37,8 +59,11 @@ pub enum Error {
         (*block_size as u64 * *blocks as u64) >> 20, block_size >> 10
     )]
     RingTooLarge {
+        /// Bytes per block.
         block_size: u32,
+        /// Number of blocks.
         blocks: u32,
+        /// The kernel's errno (`ENOMEM`, ...).
         #[source]
         source: io::Error,
     },
@@ -47,15 +72,20 @@ pub enum Error {
         "cannot join fanout group {id}: it exists in this namespace with another mode, flags, or interface (or the interface is down)"
     )]
     FanoutMismatch {
+        /// The group id.
         id: u16,
+        /// The kernel's errno (`EINVAL`).
         #[source]
         source: io::Error,
     },
     /// Any other failed system call.
     #[error("{call} failed{}", if what.is_empty() { String::new() } else { format!(" ({what})") })]
     Sys {
+        /// The system call.
         call: &'static str,
+        /// What it was called on (may be empty).
         what: String,
+        /// The errno.
         #[source]
         source: io::Error,
     },

@@ -90,12 +90,19 @@ pub enum Dir {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PacketType {
+    /// `PACKET_HOST`: addressed to this host.
     Host,
+    /// `PACKET_BROADCAST`: link-layer broadcast.
     Broadcast,
+    /// `PACKET_MULTICAST`: link-layer multicast.
     Multicast,
+    /// `PACKET_OTHERHOST`: addressed to another host (seen in promiscuous mode).
     OtherHost,
+    /// `PACKET_OUTGOING`: sent by this host.
     Outgoing,
+    /// `PACKET_LOOPBACK`: looped back (multicast sent by this host).
     Loopback,
+    /// Any other value the kernel reports.
     Other(u8),
 }
 

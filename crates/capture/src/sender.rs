@@ -21,7 +21,20 @@ use crate::tx::{TxConfig, TxStats, tx_record_info};
 /// `PACKET_QDISC_BYPASS` (include/uapi/linux/if_packet.h).
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
 
-/// A packet socket that sends whole link-layer frames and receives nothing.
+/// A packet socket that sends whole link-layer frames and receives nothing, one at a time
+/// (for batches, [`crate::Transmitter`]).
+///
+/// ```no_run
+/// use nsring_capture::Sender;
+/// use nsring_netns::NetNs;
+///
+/// let tx = Sender::open(&NetNs::open_str("ns0")?, "eth1")?;
+/// let mut frame = [0u8; 60];
+/// frame[..6].fill(0xff); // broadcast
+/// frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+/// tx.send(&frame)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Sender {
     // Field order is drop order: remove the record, then close the socket.
@@ -119,6 +132,7 @@ impl Sender {
         }
     }
 
+    /// The index of the interface it sends on.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }

@@ -13,15 +13,25 @@ use std::ptr::NonNull;
 
 // --- include/uapi/linux/if_packet.h ---------------------------------------------------
 
+/// The socket level of packet socket options.
 pub const SOL_PACKET: libc::c_int = 263;
+/// Option: join a membership (promiscuous mode) for the socket's lifetime.
 pub const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+/// Option: set up the receive ring.
 pub const PACKET_RX_RING: libc::c_int = 5;
+/// Option: read (and reset) the socket's statistics.
 pub const PACKET_STATISTICS: libc::c_int = 6;
+/// Option: the ring's TPACKET version.
 pub const PACKET_VERSION: libc::c_int = 10;
+/// Option: join a fanout group.
 pub const PACKET_FANOUT: libc::c_int = 18;
+/// Option: do not see the frames this host sends.
 pub const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+/// The TPACKET_V3 ring version.
 pub const TPACKET_V3: libc::c_int = 2;
+/// Membership type: promiscuous mode.
 pub const PACKET_MR_PROMISC: u16 = 1;
+/// Every protocol (the protocol a capture socket binds).
 pub const ETH_P_ALL: u16 = 0x0003;
 
 /// `sll_pkttype` values.
@@ -29,20 +39,32 @@ pub const PACKET_OUTGOING: u8 = 4;
 
 /// Fanout modes and flags (`PACKET_FANOUT_*`).
 pub const PACKET_FANOUT_HASH: u16 = 0;
+/// Fanout: round robin.
 pub const PACKET_FANOUT_LB: u16 = 1;
+/// Fanout: by the CPU the packet arrived on.
 pub const PACKET_FANOUT_CPU: u16 = 2;
+/// Fanout: fill one socket, then the next.
 pub const PACKET_FANOUT_ROLLOVER: u16 = 3;
+/// Fanout: random.
 pub const PACKET_FANOUT_RND: u16 = 4;
+/// Fanout: by the recorded receive queue.
 pub const PACKET_FANOUT_QM: u16 = 5;
+/// Fanout flag: outgoing packets are not spread to the group.
 pub const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u16 = 0x4000;
+/// Fanout flag: reassemble IP fragments before hashing.
 pub const PACKET_FANOUT_FLAG_DEFRAG: u16 = 0x8000;
 
 /// Block and frame status bits (`TP_STATUS_*`).
 pub const TP_STATUS_KERNEL: u32 = 0;
+/// The block (or frame) belongs to user space.
 pub const TP_STATUS_USER: u32 = 1 << 0;
+/// Packets were dropped since the last block was handed over.
 pub const TP_STATUS_LOSING: u32 = 1 << 2;
+/// The frame's VLAN TCI is valid.
 pub const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+/// The block was handed over by the retire timer, not because it was full.
 pub const TP_STATUS_BLK_TMO: u32 = 1 << 5;
+/// The frame's VLAN TPID is valid.
 pub const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 
 /// `TPACKET_ALIGNMENT`.
@@ -52,12 +74,19 @@ pub const TPACKET_ALIGNMENT: usize = 16;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TpacketReq3 {
+    /// Bytes per block (a multiple of the page size).
     pub tp_block_size: u32,
+    /// Number of blocks.
     pub tp_block_nr: u32,
+    /// Frame size (TPACKET_V3 packs frames; used only for the frame count check).
     pub tp_frame_size: u32,
+    /// Number of frames (blocks × frames per block).
     pub tp_frame_nr: u32,
+    /// Milliseconds after which a partly filled block is handed over.
     pub tp_retire_blk_tov: u32,
+    /// Private bytes at the start of each block.
     pub tp_sizeof_priv: u32,
+    /// Feature requests (`TP_FT_REQ_FILL_RXHASH`).
     pub tp_feature_req_word: u32,
 }
 
@@ -65,8 +94,11 @@ pub struct TpacketReq3 {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TpacketStatsV3 {
+    /// Packets that passed the filter, drops included.
     pub tp_packets: u32,
+    /// Packets dropped because the ring was full.
     pub tp_drops: u32,
+    /// Times the ring queue was frozen.
     pub tp_freeze_q_cnt: u32,
 }
 
@@ -84,9 +116,13 @@ struct PacketMreq {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SockFilter {
+    /// The opcode.
     pub code: u16,
+    /// Jump offset if true.
     pub jt: u8,
+    /// Jump offset if false.
     pub jf: u8,
+    /// The constant operand.
     pub k: u32,
 }
 
@@ -338,14 +374,17 @@ impl Mmap {
         Ok(Mmap { ptr, len })
     }
 
+    /// The start of the mapping.
     pub fn as_ptr(&self) -> NonNull<u8> {
         self.ptr
     }
 
+    /// The length of the mapping in bytes.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// True for an empty mapping.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -101,6 +101,7 @@ impl std::fmt::Display for TxMode {
 pub struct TxConfig {
     /// The interface to send on.
     pub interface: String,
+    /// The transmit path: `sendmmsg` batches or the `PACKET_TX_RING`.
     pub mode: TxMode,
     /// Hand frames straight to the driver, skipping the qdisc (`PACKET_QDISC_BYPASS`):
     /// faster, but no traffic shaping, and other packet sockets do not see the frames.
@@ -128,21 +129,25 @@ impl TxConfig {
         }
     }
 
+    /// Sets [`mode`](Self::mode).
     pub fn mode(mut self, mode: TxMode) -> Self {
         self.mode = mode;
         self
     }
 
+    /// Sets [`qdisc_bypass`](Self::qdisc_bypass).
     pub fn qdisc_bypass(mut self, on: bool) -> Self {
         self.qdisc_bypass = on;
         self
     }
 
+    /// Sets [`ring_frames`](Self::ring_frames).
     pub fn ring_frames(mut self, n: u32) -> Self {
         self.ring_frames = n;
         self
     }
 
+    /// Sets [`app_name`](Self::app_name).
     pub fn app_name(mut self, name: impl Into<String>) -> Self {
         self.app_name = Some(name.into());
         self
@@ -249,6 +254,24 @@ impl TxRing {
 }
 
 /// A packet socket that transmits batches of whole frames on one interface.
+///
+/// Send a thousand copies of a frame from a namespace's interface, 256 per system call:
+///
+/// ```no_run
+/// use nsring_capture::{Transmitter, TxConfig};
+/// use nsring_netns::NetNs;
+///
+/// let mut tx = Transmitter::open(&NetNs::open_str("ns0")?, &TxConfig::new("eth1"))?;
+/// let mut frame = vec![0u8; 60];
+/// frame[..6].copy_from_slice(&[0x02, 0, 0x5e, 0, 0, 2]); // destination MAC
+/// frame[12..14].copy_from_slice(&[0x88, 0xb5]); // a local experimental EtherType
+/// for _ in 0..4 {
+///     tx.send_batch(std::iter::repeat_n(frame.as_slice(), 250))?;
+/// }
+/// tx.flush()?;
+/// println!("{} frames sent", tx.stats().packets);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Transmitter {
     // Field order is drop order: remove the record, unmap the ring, close the socket.
@@ -321,10 +344,12 @@ impl Transmitter {
         self.mtu
     }
 
+    /// The index of the interface it sends on.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
 
+    /// The transmit path in use.
     pub fn mode(&self) -> TxMode {
         self.mode
     }

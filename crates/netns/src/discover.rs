@@ -31,6 +31,7 @@ pub struct Named {
 /// A process that is in a namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Holder {
+    /// The process ID (as this process sees it).
     pub pid: u32,
     /// The command name (`/proc/PID/comm`).
     pub comm: String,

@@ -7,13 +7,14 @@
 //! - [`NetNs::run`], which runs a closure inside a namespace on a dedicated thread, so the
 //!   caller's thread (and the process) never changes namespace;
 //! - discovery ([`list`], [`list_all`], [`identify`], [`pids`]) and `ip netns exec`'s
-//!   semantics ([`exec`]);
+//!   semantics ([`exec()`]);
 //! - interfaces over route netlink ([`link`]: list with veth peers, veth pairs, move, up/down,
 //!   delete, addresses) and the test lab built on them ([`lab::Lab`], removed on drop).
 //!
 //! It must not capture or send packets (that is the `nsring-capture` crate) and it never runs `ip`.
 //! The only unsafe code is the small `setns`/mount corner in [`sys`] and the fork/exec of
-//! [`exec`].
+//! [`exec`](mod@exec).
+#![warn(missing_docs)]
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -69,6 +70,22 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 /// An open network namespace. Holding it keeps the namespace alive.
+///
+/// Open a named namespace and work inside it on a helper thread (the calling thread stays
+/// where it is):
+///
+/// ```no_run
+/// use nsring_netns::{NetNs, NsSpec};
+///
+/// let ns = NetNs::open(&"ns0".parse::<NsSpec>()?)?; // or NetNs::open_str("pid:4242")
+/// println!("namespace inode {}", ns.inode());
+/// for link in nsring_netns::link::list(&ns)? {
+///     println!("{} {}", link.index, link.name);
+/// }
+/// let hostname_inside = ns.run(|| std::fs::read_to_string("/proc/sys/kernel/hostname"))??;
+/// # let _ = hostname_inside;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct NetNs {
     fd: OwnedFd,

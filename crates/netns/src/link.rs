@@ -38,13 +38,16 @@ pub const INITIAL: &str = "(initial)";
 /// One interface, as `RTM_GETLINK` describes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Link {
+    /// The interface index (`ifindex`), unique within its namespace.
     pub index: u32,
+    /// The interface name.
     pub name: String,
     /// `IFLA_INFO_KIND`: `"veth"`, `"bridge"`, `"macvlan"`, ...; `None` for a physical
     /// interface (or `lo`).
     pub kind: Option<String>,
     /// The hardware address, `"aa:bb:cc:dd:ee:ff"`; `None` if the interface has none.
     pub mac: Option<String>,
+    /// The MTU in bytes.
     pub mtu: u32,
     /// `IFF_UP`: the administrative state (`nsring link set DEV up`).
     pub admin_up: bool,
@@ -52,8 +55,11 @@ pub struct Link {
     pub oper_state: String,
     /// `ARPHRD_*` (1 = Ethernet, 772 = loopback).
     pub link_type: u16,
+    /// How many sockets and users asked for promiscuous mode (0: not promiscuous).
     pub promiscuity: u32,
+    /// Receive queues.
     pub num_rx_queues: u32,
+    /// Transmit queues.
     pub num_tx_queues: u32,
     /// The other end of a veth pair, where known.
     pub peer: Option<Peer>,

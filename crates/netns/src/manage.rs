@@ -75,16 +75,20 @@ pub enum Fate {
 /// One interface of a deleted namespace and its fate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LinkFate {
+    /// The interface name.
     pub name: String,
+    /// The interface index in the deleted namespace.
     pub index: u32,
     /// The link kind (`veth`, `bridge`, ...), `None` for a physical interface or `lo`.
     pub kind: Option<String>,
+    /// What happens to it.
     pub fate: Fate,
 }
 
 /// What [`del`] did and what will follow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeleteReport {
+    /// The name that was deleted.
     pub name: String,
     /// The namespace's nsfs inode.
     pub inode: u64,

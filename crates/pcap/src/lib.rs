@@ -37,6 +37,7 @@
 //! [`fuzzing::fuzz_read`] is the harness of the cargo-fuzz target `read_capture` in
 //! `fuzz/` (`cargo +nightly fuzz run read_capture`); the test suite runs it on stable
 //! over tens of thousands of deterministic mutations of valid files.
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod batch;

@@ -58,19 +58,30 @@ pub const PACKET_SHOW_ALL: u32 = PACKET_SHOW_INFO
 
 /// Attribute types (`enum { PACKET_DIAG_INFO, ... }`; note that INFO is 0).
 pub const PACKET_DIAG_INFO: u16 = 0;
+/// Attribute: the socket's memberships (`packet_diag_mclist` list).
 pub const PACKET_DIAG_MCLIST: u16 = 1;
+/// Attribute: the receive ring's configuration.
 pub const PACKET_DIAG_RX_RING: u16 = 2;
+/// Attribute: the transmit ring's configuration.
 pub const PACKET_DIAG_TX_RING: u16 = 3;
+/// Attribute: the fanout group (id, type, flags in one u32).
 pub const PACKET_DIAG_FANOUT: u16 = 4;
+/// Attribute: the owner's uid.
 pub const PACKET_DIAG_UID: u16 = 5;
+/// Attribute: the socket's memory (`SK_MEMINFO_*`).
 pub const PACKET_DIAG_MEMINFO: u16 = 6;
+/// Attribute: the classic BPF filter program.
 pub const PACKET_DIAG_FILTER: u16 = 7;
 
 /// `pdi_flags` bits of `struct packet_diag_info`.
 pub const PDI_RUNNING: u32 = 0x1;
+/// Info flag: `PACKET_AUXDATA` is on.
 pub const PDI_AUXDATA: u32 = 0x2;
+/// Info flag: `PACKET_ORIGDEV` is on.
 pub const PDI_ORIGDEV: u32 = 0x4;
+/// Info flag: `PACKET_VNET_HDR` is on.
 pub const PDI_VNETHDR: u32 = 0x8;
+/// Info flag: `PACKET_LOSS` is on (transmit: skip malformed frames).
 pub const PDI_LOSS: u32 = 0x10;
 
 /// `ETH_P_ALL`, the protocol of a socket that sees every packet.
@@ -195,9 +206,13 @@ impl fmt::Display for SocketType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TpacketVersion {
+    /// `TPACKET_V1`.
     V1,
+    /// `TPACKET_V2`.
     V2,
+    /// `TPACKET_V3`.
     V3,
+    /// A version this code does not know.
     Other(u32),
 }
 
@@ -236,14 +251,23 @@ impl fmt::Display for TpacketVersion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FanoutType {
+    /// By flow hash.
     Hash,
+    /// Round robin (load balance).
     Lb,
+    /// By CPU.
     Cpu,
+    /// Fill one socket, then the next.
     Rollover,
+    /// Random.
     Rnd,
+    /// By recorded receive queue.
     Qm,
+    /// Chosen by a classic BPF program.
     Cbpf,
+    /// Chosen by an eBPF program.
     Ebpf,
+    /// A type this code does not know.
     Other(u8),
 }
 
@@ -298,10 +322,15 @@ impl fmt::Display for FanoutType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum MembershipType {
+    /// `PACKET_MR_MULTICAST`: a multicast address.
     Multicast,
+    /// `PACKET_MR_PROMISC`: promiscuous mode.
     Promisc,
+    /// `PACKET_MR_ALLMULTI`: every multicast address.
     Allmulti,
+    /// `PACKET_MR_UNICAST`: a unicast address.
     Unicast,
+    /// A type this code does not know.
     Other(u16),
 }
 
@@ -421,6 +450,7 @@ impl Parseable<[u8]> for PacketDiagRequest {
 pub struct PacketDiagInfo {
     /// Bound interface index; 0 = all interfaces.
     pub ifindex: u32,
+    /// The ring format.
     pub version: TpacketVersion,
     /// `PACKET_RESERVE` headroom.
     pub reserve: u32,
@@ -482,14 +512,17 @@ impl PacketDiagInfo {
 /// One `struct packet_diag_mclist` (`PACKET_ADD_MEMBERSHIP`), e.g. libpcap's promiscuous mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PacketDiagMclist {
+    /// The interface of the membership.
     pub ifindex: u32,
     /// How many times this membership was added.
     pub count: u32,
     #[serde(rename = "type")]
+    /// The membership's type.
     pub kind: MembershipType,
     /// Used bytes of `addr`.
     pub alen: u16,
     #[serde(skip)]
+    /// The address (multicast, unicast), `alen` bytes of it used.
     pub addr: [u8; 32],
 }
 
@@ -515,9 +548,13 @@ impl PacketDiagMclist {
 /// `struct packet_diag_ring` (`PACKET_DIAG_RX_RING` / `PACKET_DIAG_TX_RING`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PacketDiagRing {
+    /// Bytes per block.
     pub block_size: u32,
+    /// Number of blocks.
     pub block_nr: u32,
+    /// Frame size.
     pub frame_size: u32,
+    /// Number of frames.
     pub frame_nr: u32,
     /// TPACKET_V3 block retire timeout in ms (0 for V1/V2).
     pub retire_tmo: u32,
@@ -566,9 +603,12 @@ impl PacketDiagRing {
 /// reports them; current kernels (`net/packet/diag.c`) do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Fanout {
+    /// The group id.
     pub id: u16,
     #[serde(rename = "type")]
+    /// How the group spreads packets.
     pub kind: FanoutType,
+    /// `PACKET_FANOUT_FLAG_*` bits.
     pub flags: u16,
 }
 
@@ -592,9 +632,13 @@ impl Fanout {
 /// One classic BPF instruction (`struct sock_filter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SockFilter {
+    /// The opcode.
     pub code: u16,
+    /// Jump offset if true.
     pub jt: u8,
+    /// Jump offset if false.
     pub jf: u8,
+    /// The constant operand.
     pub k: u32,
 }
 
@@ -602,11 +646,15 @@ pub struct SockFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PacketDiagAttribute {
+    /// `PACKET_DIAG_INFO`: version, reserve, flags.
     Info(PacketDiagInfo),
     /// A nest of `packet_diag_mclist` structures without attribute headers.
     Mclist(Vec<PacketDiagMclist>),
+    /// `PACKET_DIAG_RX_RING`.
     RxRing(PacketDiagRing),
+    /// `PACKET_DIAG_TX_RING`.
     TxRing(PacketDiagRing),
+    /// `PACKET_DIAG_FANOUT`.
     Fanout(Fanout),
     /// The owner's uid, as seen from the netlink socket's user namespace.
     Uid(u32),
@@ -616,6 +664,7 @@ pub enum PacketDiagAttribute {
     /// opener lacks CAP_NET_ADMIN). Absent (no attribute) when no classic filter is attached;
     /// note an eBPF filter (`SO_ATTACH_BPF`) has no classic program and is not reported.
     Filter(Vec<SockFilter>),
+    /// An attribute this code does not know, kept as it came.
     Other(DefaultNla),
 }
 
@@ -757,6 +806,7 @@ pub struct PacketDiagMessage {
     pub inode: u32,
     /// `pdiag_cookie`: the socket cookie (unique while the system runs).
     pub cookie: u64,
+    /// The attributes that followed the message.
     pub attributes: Vec<PacketDiagAttribute>,
 }
 
@@ -816,7 +866,9 @@ impl Parseable<[u8]> for PacketDiagMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PacketDiag {
+    /// A dump request (what we send).
     Request(PacketDiagRequest),
+    /// One socket's description (what the kernel answers).
     Response(PacketDiagMessage),
 }
 
@@ -905,8 +957,10 @@ pub enum Error {
     /// A socket call failed.
     #[error("packet_diag: {call} failed")]
     Sys {
+        /// The socket call.
         call: &'static str,
         #[source]
+        /// The errno.
         source: io::Error,
     },
     /// The kernel has no packet_diag (module not loaded, or CONFIG_PACKET_DIAG off).
@@ -1064,7 +1118,10 @@ pub enum FilterState {
     /// No classic BPF filter (an eBPF one would not show here).
     None,
     /// A classic BPF program of this many instructions.
-    Classic { instructions: usize },
+    Classic {
+        /// The program's length.
+        instructions: usize,
+    },
     /// The kernel does not tell: reading filters needs CAP_NET_ADMIN.
     Hidden,
 }
@@ -1093,13 +1150,21 @@ impl fmt::Display for FilterState {
 /// A socket's memory (`SK_MEMINFO_*`), where the kernel reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct SocketMemory {
+    /// `SK_MEMINFO_RMEM_ALLOC`: bytes queued for reading.
     pub rmem_alloc: u32,
+    /// `SK_MEMINFO_RCVBUF`: the receive buffer size.
     pub rcvbuf: u32,
+    /// `SK_MEMINFO_WMEM_ALLOC`: bytes being sent.
     pub wmem_alloc: u32,
+    /// `SK_MEMINFO_SNDBUF`: the send buffer size.
     pub sndbuf: u32,
+    /// `SK_MEMINFO_FWD_ALLOC`: memory reserved ahead.
     pub fwd_alloc: u32,
+    /// `SK_MEMINFO_WMEM_QUEUED`: bytes queued for sending.
     pub wmem_queued: u32,
+    /// `SK_MEMINFO_OPTMEM`: option memory.
     pub optmem: u32,
+    /// `SK_MEMINFO_BACKLOG`: the backlog length.
     pub backlog: u32,
     /// `sk_drops` (kernels since 4.x report it).
     pub drops: Option<u32>,
@@ -1131,7 +1196,9 @@ pub struct PacketSocket {
     pub inode: u64,
     /// Socket cookie.
     pub cookie: u64,
+    /// `SOCK_RAW` (with link-layer header) or `SOCK_DGRAM` (without).
     pub sock_type: SocketType,
+    /// The protocol the socket was opened for (`ETH_P_ALL`, ...).
     pub protocol: Protocol,
     /// Bound interface; 0 = any interface.
     pub ifindex: u32,
@@ -1144,11 +1211,17 @@ pub struct PacketSocket {
     pub running: bool,
     /// The rest of PACKET_DIAG_INFO.
     pub info: Option<PacketDiagInfo>,
+    /// The receive ring, if one is set up.
     pub rx_ring: Option<PacketDiagRing>,
+    /// The transmit ring, if one is set up.
     pub tx_ring: Option<PacketDiagRing>,
+    /// The fanout group, if the kernel reports it.
     pub fanout: Option<Fanout>,
+    /// The attached filter, as far as the kernel tells.
     pub filter: FilterState,
+    /// The owner's uid.
     pub uid: Option<u32>,
+    /// The socket's memory, where reported.
     pub memory: Option<SocketMemory>,
     /// Memberships (promiscuous, multicast, ...).
     pub memberships: Vec<PacketDiagMclist>,

@@ -13,6 +13,7 @@
 //! It must not open capture sockets (that is the `nsring-capture` crate) and never runs `ip`.
 //! Its only unsafe code is the record's shared counter page and one `getsockopt`, in
 //! the small `sys` module.
+#![warn(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod diag;

@@ -17,6 +17,7 @@ use serde::Serialize;
 /// A process that holds a socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Owner {
+    /// The process ID (in the PID namespace of the reader).
     pub pid: u32,
     /// `/proc/PID/comm` (at most 15 bytes, set by the process).
     pub comm: String,
@@ -69,8 +70,10 @@ pub enum Error {
     /// The process directory itself could not be listed.
     #[error("cannot list processes in {}: is /proc mounted?", path.display())]
     ReadProc {
+        /// The `/proc` directory.
         path: PathBuf,
         #[source]
+        /// The errno of listing it.
         source: io::Error,
     },
 }

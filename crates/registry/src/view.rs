@@ -31,6 +31,7 @@ pub struct NsId {
 #[derive(Debug, Clone, Serialize)]
 pub struct Device {
     #[serde(flatten)]
+    /// The interface.
     pub link: Link,
     /// Packet sockets bound to this interface (ours and others).
     pub sockets: usize,
@@ -90,7 +91,9 @@ impl SocketEntry {
 /// Everything `nsring ls` shows about one namespace.
 #[derive(Debug, Clone, Serialize)]
 pub struct NamespaceView {
+    /// Which namespace this is.
     pub namespace: NsId,
+    /// Its interfaces, with the number of packet sockets bound to each.
     pub devices: Vec<Device>,
     /// Ours first (by record name), then the others by inode.
     pub sockets: Vec<SocketEntry>,
@@ -127,9 +130,12 @@ impl NamespaceView {
 #[non_exhaustive]
 pub enum Error {
     #[error("cannot list the interfaces of namespace '{label}'")]
+    /// The interfaces could not be listed.
     Links {
+        /// The namespace, as the caller named it.
         label: String,
         #[source]
+        /// Why.
         source: nsring_netns::Error,
     },
 }

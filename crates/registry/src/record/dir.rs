@@ -65,6 +65,7 @@ impl Record {
         &self.path
     }
 
+    /// The record's header (owner, namespace, socket).
     pub fn header(&self) -> &Header {
         &self.header
     }
@@ -133,9 +134,13 @@ pub struct DirScan {
 /// A record as a reader sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordView {
+    /// The file name (`<pid>-<ifname>.<id>`).
     pub name: String,
+    /// Owner, namespace and socket.
     pub header: Header,
+    /// The configuration the owner wrote.
     pub info: RecordInfo,
+    /// The counters at the time of the read.
     pub counters: Counters,
 }
 
@@ -177,6 +182,7 @@ impl RunDir {
         RunDir { path: path.into() }
     }
 
+    /// The registry's base directory.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -14,7 +14,7 @@
 //! | 40 | 8 | netns inode |
 //! | 48 | 8 | netns cookie |
 //! | 56 | 8 | socket inode |
-//! | 64 | 128 | counters: 16 u64 slots, see [`Counter`] |
+//! | 64 | 128 | counters: 16 u64 slots, see [`Counter`](super::Counter) |
 //! | 256 | len | metadata: [`RecordInfo`] as JSON |
 //!
 //! The file is at least one page (4096 bytes) long, so the mapped page covers the whole

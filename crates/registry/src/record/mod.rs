@@ -24,7 +24,7 @@
 //! `O_NOFOLLOW`: a symlink planted in the tree is reported, never followed.
 //!
 //! # Files
-//! The on-disk format and its versions are in [`format`]; the directory, the writer and
+//! The on-disk format and its versions are in [`format`](mod@format); the directory, the writer and
 //! the reader in `dir`.
 
 use std::fmt;
@@ -87,14 +87,23 @@ impl Counter {
 /// A snapshot of a record's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
+    /// Packets handed to the application.
     pub packets: u64,
+    /// Wire bytes of those packets.
     pub bytes: u64,
+    /// Ring blocks handed to the application.
     pub blocks: u64,
+    /// The kernel's count of packets that passed the filter (drops included).
     pub kernel_packets: u64,
+    /// Packets the kernel dropped because the ring was full.
     pub drops: u64,
+    /// Times the kernel froze the ring queue.
     pub freezes: u64,
+    /// Frames sent.
     pub sent: u64,
+    /// Frames that failed to send.
     pub send_errors: u64,
+    /// When the counters were last updated (ns since the Unix epoch; 0: never).
     pub updated_unix_ns: u64,
 }
 
@@ -154,6 +163,7 @@ impl fmt::Display for SocketMode {
 /// A fanout group (PF_RING's cluster).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cluster {
+    /// The group id.
     pub id: u16,
     /// `flow`, `rr`, `cpu`, `rollover`, `random`, `queue`.
     pub kind: String,
@@ -162,9 +172,13 @@ pub struct Cluster {
 /// The ring's shape and memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RingInfo {
+    /// Bytes per block.
     pub block_size: u32,
+    /// Number of blocks.
     pub block_count: u32,
+    /// Frame size.
     pub frame_size: u32,
+    /// Milliseconds after which a partly filled block is handed over.
     pub block_timeout_ms: u32,
     /// Bytes of ring memory (block size × count).
     pub memory_bytes: u64,
@@ -179,14 +193,19 @@ pub struct RecordInfo {
     pub interfaces: Vec<String>,
     /// The bound interface's index, 0 for any.
     pub ifindex: u32,
+    /// Receive, transmit or both.
     pub mode: SocketMode,
     /// `in`, `out` or `both`.
     pub direction: String,
+    /// Bytes of each packet copied to the application.
     pub snaplen: u32,
+    /// Whether the socket put the interface in promiscuous mode.
     pub promiscuous: bool,
     /// The filter in tcpdump syntax, as given.
     pub filter: Option<String>,
+    /// The fanout group (PF_RING's cluster), if any.
     pub cluster: Option<Cluster>,
+    /// The ring's shape (receive sockets).
     pub ring: Option<RingInfo>,
     /// `tpacket_v3` (later `af_xdp`).
     pub backend: String,
@@ -231,7 +250,9 @@ impl RecordInfo {
 pub struct Header {
     /// The owner's PID, in the owner's PID namespace.
     pub pid: u32,
+    /// The nsfs inode of the socket's namespace.
     pub netns_inode: u64,
+    /// The namespace's netns cookie (never reused, unlike the inode).
     pub netns_cookie: u64,
     /// The socket's inode: the same number packet_diag and `/proc/PID/fd` report.
     pub socket_inode: u64,
@@ -244,14 +265,22 @@ pub enum Error {
     /// A system call on the registry directory or a record failed.
     #[error("{call} failed on {}", path.display())]
     Sys {
+        /// The system call.
         call: &'static str,
+        /// The file or directory it was called on.
         path: PathBuf,
         #[source]
+        /// The errno.
         source: io::Error,
     },
     /// The directory is not safe to use (a symlink, another owner, writable by others).
     #[error("refusing to use {}: {why}; remove it (it is recreated as needed)", path.display())]
-    Unsafe { path: PathBuf, why: String },
+    Unsafe {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The interface name cannot be part of a file name.
     #[error("cannot record a socket on interface '{0}': not a valid interface name")]
     BadInterface(String),
