@@ -71,7 +71,12 @@ pub enum NsSpec {
     /// The namespace of a process: `/proc/PID/ns/net`.
     Pid(u32),
     /// A container of one runtime, by name or ID (`podman:web1`, `containerd:3f2a`).
-    Container { runtime: Runtime, name: String },
+    Container {
+        /// The runtime.
+        runtime: Runtime,
+        /// The container's name or ID.
+        name: String,
+    },
     /// A bare `NAME`: the named namespace if it exists, else exactly one running container
     /// of that name or ID in any runtime.
     Plain(String),
@@ -170,7 +175,9 @@ pub enum NsPart {
     /// A glob: over named namespaces and the names and IDs of running containers
     /// (`runtime: None`), or over one runtime's containers (`podman:web*`).
     Glob {
+        /// The runtime whose containers the glob runs over; `None`: names and all runtimes.
         runtime: Option<Runtime>,
+        /// The pattern.
         glob: Glob,
     },
 }
@@ -235,7 +242,9 @@ impl fmt::Display for IfPart {
 /// TARGET: interfaces, optionally in a namespace (`None`: the one the command defaults to).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
+    /// The namespace part (`None`: the one the command defaults to).
     pub ns: Option<NsPart>,
+    /// The interface part.
     pub iface: IfPart,
 }
 
