@@ -203,7 +203,12 @@ fn test(args: &[String]) -> Result<(), String> {
         &["build", "--quiet", "--manifest-path", "fuzz/Cargo.toml"],
     );
     let after = leftovers();
-    let new: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    // Lab names carry their creator's PID (`nsrt-<pid>-...`): one whose creator still runs
+    // belongs to another test run on this machine (ours have all exited by now).
+    let new: Vec<&String> = after
+        .iter()
+        .filter(|n| !before.contains(n) && !creator_alive(n))
+        .collect();
     tested?;
     doc?;
     fuzz?;
@@ -215,6 +220,15 @@ fn test(args: &[String]) -> Result<(), String> {
     }
     eprintln!("xtask: all tests passed, no lab left behind");
     Ok(())
+}
+
+/// Whether a lab resource's name (`netns:nsrt-<pid>-...`) names a process that still runs.
+fn creator_alive(resource: &str) -> bool {
+    let name = resource.split_once(':').map_or(resource, |(_, n)| n);
+    name.strip_prefix("nsrt-")
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Lab namespaces, their mounts and lab interfaces of the initial namespace that exist now.
