@@ -1,6 +1,6 @@
 //! Fuzz the pcap/pcapng reader: any bytes must read to an end or an error, never a
 //! panic, a hang or unbounded memory. The same harness runs on stable in
-//! `crates/pcapio/tests/pcapio/fuzz_stable.rs`.
+//! `crates/pcap/tests/pcap/fuzz_stable.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,7 +1,7 @@
 //! The fuzz harness shared by the cargo-fuzz target (`fuzz/fuzz_targets/read_capture.rs`)
 //! and the deterministic mutation test that runs on stable.
 
-use crate::{CaptureReader, MAX_BLOCK_LEN, ReadError};
+use crate::{CaptureReader, ReadError};
 
 /// What one harness run saw.
 #[derive(Debug)]
@@ -32,9 +32,13 @@ pub fn fuzz_read(data: &[u8]) -> FuzzOutcome {
             Ok(Some(p)) => {
                 let interface = p.interface;
                 let len = p.data.len();
+                let max = r
+                    .interfaces()
+                    .get(interface as usize)
+                    .map_or(0, |i| i.linktype.max_snaplen());
                 assert!(
-                    len <= MAX_BLOCK_LEN as usize,
-                    "packet of {len} bytes exceeds the cap"
+                    len <= max as usize,
+                    "packet of {len} bytes exceeds its link type's maximum {max}"
                 );
                 assert!(
                     (interface as usize) < r.interfaces().len(),

@@ -27,7 +27,14 @@
 //!
 //! # Reading
 //!
-//! [`CaptureReader::open`] sniffs the magic number and reads either format. Packets are
+//! [`CaptureReader::open`] sniffs the magic number and reads either format, as forgivingly
+//! as libpcap reads it: every pcap variant libpcap knows (versions 2.0 to 2.4 with their
+//! length fields in either order, DG/UX 543.0, the modified `a1b2cd34` records), records
+//! longer than the snapshot length cut to it, seconds unsigned (to 2106), a packet above
+//! its link type's maximum ([`LinkType::max_snaplen`]) an error; and pcapng files libpcap
+//! refuses for limits of its own (several link types or snapshot lengths, sections of
+//! either byte order) are read as Wireshark reads them. The test suite checks this packet
+//! for packet against libpcap and tshark on a corpus of other writers' files. Packets are
 //! lent out one at a time ([`CaptureReader::next_packet`]) from an internal buffer that is
 //! reused, so a reader's memory is bounded by the largest block it accepts
 //! ([`MAX_BLOCK_LEN`]) and grows only as bytes actually arrive.
@@ -63,6 +70,12 @@ use std::io;
 /// the cap keeps a corrupt length field from making a reader allocate without bound.
 pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
 
+/// libpcap's largest snapshot length for most link types (`MAXIMUM_SNAPLEN`): 256 KiB.
+pub const MAX_SNAPLEN: u32 = 262_144;
+
+/// The largest packet any link type allows ([`LinkType::max_snaplen`] of D-Bus): 128 MiB.
+pub const MAX_PACKET_LEN: u32 = 128 * 1024 * 1024;
+
 /// The `shb_userappl` this crate writes by default: `nsring <version>`.
 pub const DEFAULT_USERAPPL: &str = concat!("nsring ", env!("CARGO_PKG_VERSION"));
 
@@ -83,6 +96,24 @@ impl LinkType {
     pub const LINUX_SLL: LinkType = LinkType(113);
     /// `LINKTYPE_LINUX_SLL2`: Linux cooked capture v2.
     pub const LINUX_SLL2: LinkType = LinkType(276);
+    /// `LINKTYPE_DBUS`: D-Bus messages (up to 128 MiB each).
+    pub const DBUS: LinkType = LinkType(231);
+    /// `LINKTYPE_USBPCAP`: USB packets captured by USBPcap (up to 1 MiB each).
+    pub const USBPCAP: LinkType = LinkType(249);
+    /// `LINKTYPE_EBHSCR`: Elektrobit high-speed capture and replay (up to 8 MiB each).
+    pub const EBHSCR: LinkType = LinkType(279);
+
+    /// The largest packet libpcap accepts for this link type (`max_snaplen_for_dlt`):
+    /// [`MAX_SNAPLEN`] for all but a few. A capture file's snapshot length of 0 or above
+    /// it means this maximum; a packet longer than it is an error.
+    pub fn max_snaplen(self) -> u32 {
+        match self {
+            LinkType::DBUS => MAX_PACKET_LEN,
+            LinkType::EBHSCR => 8 * 1024 * 1024,
+            LinkType::USBPCAP => 1024 * 1024,
+            _ => MAX_SNAPLEN,
+        }
+    }
 }
 
 /// The direction of a packet relative to the capturing interface (pcapng `epb_flags`

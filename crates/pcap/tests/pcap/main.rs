@@ -3,7 +3,10 @@
 
 mod bad_input;
 mod common;
+mod corpus;
 mod fixtures;
 mod fuzz_stable;
 mod interop;
+mod libpcap_rules;
+mod reference;
 mod roundtrip;
