@@ -677,17 +677,39 @@ fn bad_input_fails_cleanly() {
         1,
         "not a pcap or pcapng file",
     );
-    // a pcap of snaplen 64 holding a 100-byte record
-    let mut big = Vec::new();
-    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 64, 1] {
-        big.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [1u32, 0, 100, 100] {
-        big.extend_from_slice(&v.to_le_bytes());
-    }
-    big.extend_from_slice(&[0u8; 100]);
-    let big = write("big.pcap", &big);
-    fails(&["send", "-i", &ia, "-r", &big], 1, "snap");
+    // a pcap of snaplen 64 holding a 100-byte record: read cut to 64 bytes, as libpcap
+    // reads it, and sent with a warning
+    let record = |snaplen: u32, caplen: u32| {
+        let mut f = Vec::new();
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, snaplen, 1] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [1u32, 0, caplen, caplen] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        f.extend(std::iter::repeat_n(0u8, caplen as usize));
+        f
+    };
+    let big = write("big.pcap", &record(64, 100));
+    let r = nsring(&["send", "-i", &ia, "-r", &big]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cut by the capture's snaplen"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("Sent 1 packets (64 bytes)"),
+        "{}",
+        r.stderr
+    );
+    // a record above Ethernet's maximum (256 KiB) is corrupt, as for libpcap
+    let huge = write("huge.pcap", &record(0, 262_145));
+    fails(
+        &["send", "-i", &ia, "-r", &huge],
+        1,
+        "above the maximum of 262144",
+    );
     fails(
         &["send", "-i", &ia, "-r", "/nonexistent-nsrt.pcap"],
         1,
