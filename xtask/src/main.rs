@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod fuzz;
 mod sh;
 
 use sh::{Sh, fail};
@@ -19,6 +20,8 @@ commands:
   test [ARGS...]     install what tests need, check fmt and clippy, run every test
                      (ARGS go to `cargo test`, e.g. `cargo xtask test -- --nocapture`)
   bench [OPTIONS]    benchmark nsring against tcpdump on a veth lab (see `cargo xtask bench --help`)
+  fuzz [OPTIONS]     fuzz every parser of outside bytes with AFL++, counted executions
+                     (see `cargo xtask fuzz --help`)
   deps [demo|test|bench]
                      only install the Debian packages a command needs
 ";
@@ -38,6 +41,7 @@ const TEST_PKGS: &[&str] = &[
     "bash-completion",
     "man-db",
     "groff-base",
+    "make",
 ];
 pub const BENCH_PKGS: &[&str] = &[
     "libpcap-dev",
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         "demo" => demo(rest),
         "test" => test(rest),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
         "deps" => match rest.first().map(String::as_str) {
             Some("demo") => install(DEMO_PKGS),
             Some("bench") => install(BENCH_PKGS),
@@ -196,11 +201,12 @@ fn test(args: &[String]) -> Result<(), String> {
     let tested = sh.run(&cargo, &argv);
     // Doc tests are not covered by --all-targets.
     let doc = sh.run(&cargo, &["test", "--workspace", "--doc", "--quiet"]);
-    // The cargo-fuzz crate is outside the workspace (cargo-fuzz wants nightly to run it);
-    // its stable build keeps the target compiling. The same harness runs as a test in pcapio.
+    // The AFL++ targets are outside the workspace (`cargo afl build` links them against
+    // AFL++'s runtime; `cargo xtask fuzz` runs them); checking them keeps them compiling.
+    // Their harnesses and the inputs kept in fuzz/regressions run as the crates' tests.
     let fuzz = sh.run(
         &cargo,
-        &["build", "--quiet", "--manifest-path", "fuzz/Cargo.toml"],
+        &["check", "--quiet", "--manifest-path", "fuzz/Cargo.toml"],
     );
     let after = leftovers();
     // Lab names carry their creator's PID (`nsrt-<pid>-...`): one whose creator still runs

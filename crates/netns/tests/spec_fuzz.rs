@@ -1,5 +1,6 @@
 //! The target grammar's fuzz harness on stable: deterministic mutations of valid targets.
-//! (cargo-fuzz runs the same harness: `fuzz/fuzz_targets/parse_target.rs`.)
+//! (AFL++ runs the same harness: `fuzz/targets/parse_target.rs`, `cargo xtask fuzz`; the
+//! inputs it kept in `fuzz/regressions/parse_target/` are replayed below.)
 
 use std::time::{Duration, Instant};
 
@@ -108,4 +109,25 @@ fn fuzz_harness_survives_mutations() {
         "{patterns} patterns, {specs} specs"
     );
     assert!(took < Duration::from_secs(30), "fuzz run took {took:?}");
+}
+
+/// The AFL++ seeds and every input `cargo xtask fuzz` found a problem with (kept in
+/// `fuzz/regressions/parse_target/`) run through the harness.
+#[test]
+fn fuzz_inputs_replay() {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut n = 0;
+    for dir in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("parse_target")) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let _ = fuzz_parse(&std::fs::read(e.path()).unwrap());
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "seeds missing: {n}");
 }

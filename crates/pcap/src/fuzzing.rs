@@ -1,5 +1,6 @@
-//! The fuzz harness shared by the cargo-fuzz target (`fuzz/fuzz_targets/read_capture.rs`)
-//! and the deterministic mutation test that runs on stable.
+//! The fuzz harness shared by the AFL++ target `pcap_read` (`fuzz/targets/pcap_read.rs`,
+//! run by `cargo xtask fuzz`), the deterministic mutation test, and the replay of the
+//! fuzzer's seeds and findings.
 
 use crate::{CaptureReader, ReadError};
 

@@ -41,9 +41,10 @@
 //!
 //! # Fuzzing
 //!
-//! [`fuzzing::fuzz_read`] is the harness of the cargo-fuzz target `read_capture` in
-//! `fuzz/` (`cargo +nightly fuzz run read_capture`); the test suite runs it on stable
-//! over tens of thousands of deterministic mutations of valid files.
+//! [`fuzzing::fuzz_read`] is the harness of the AFL++ target `pcap_read` in `fuzz/`
+//! (`cargo xtask fuzz`: coverage-guided, counted executions, on stable Rust); the test
+//! suite runs it over tens of thousands of deterministic mutations of valid files and
+//! over every input the fuzzer kept.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -17,6 +17,7 @@
 #![deny(unsafe_code)]
 
 pub mod diag;
+pub mod fuzzing;
 pub mod owners;
 pub mod record;
 mod sys;

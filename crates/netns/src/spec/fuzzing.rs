@@ -1,6 +1,6 @@
-//! The fuzz harness of the target grammar, shared by the cargo-fuzz target
-//! (`fuzz/fuzz_targets/parse_target.rs`) and the deterministic mutation test that runs on
-//! stable (`crates/netns/tests/spec_fuzz.rs`).
+//! The fuzz harness of the target grammar, shared by the AFL++ target
+//! (`fuzz/targets/parse_target.rs`, run by `cargo xtask fuzz`) and the deterministic
+//! mutation test that runs on stable (`crates/netns/tests/spec_fuzz.rs`).
 
 use super::{IfPart, NsPart, NsSpec, Target};
 

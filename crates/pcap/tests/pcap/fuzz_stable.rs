@@ -179,3 +179,24 @@ fn fuzz_harness_survives_mutations() {
     // The budget is 5 s; allow slack for a loaded CI machine running debug builds.
     assert!(took < Duration::from_secs(20), "fuzz run took {took:?}");
 }
+
+/// The AFL++ seeds and every input `cargo xtask fuzz` found a problem with (kept in
+/// `fuzz/regressions/pcap_read/`) run through the harness.
+#[test]
+fn fuzz_inputs_replay() {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut n = 0;
+    for dir in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("pcap_read")) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let _ = fuzz_read(&std::fs::read(e.path()).unwrap());
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "seeds missing: {n}");
+}

@@ -1,0 +1,11 @@
+//! The pcap/pcapng reader (`nsring_pcap::CaptureReader`) on any bytes: no panic, no hang, no allocation past the limit.
+use nsring_fuzz::Bounded;
+
+#[global_allocator]
+static ALLOC: Bounded = Bounded::new();
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        let _ = nsring_pcap::fuzzing::fuzz_read(data);
+    });
+}
