@@ -177,7 +177,7 @@ pub enum ReadError {
         /// Interfaces described in the section so far.
         known: usize,
     },
-    /// More interface description blocks than [`MAX_INTERFACES`].
+    /// More interface description blocks than [`MAX_INTERFACES`](crate::MAX_INTERFACES).
     #[error("pcapng interface description at byte {offset} exceeds the limit of {max} interfaces")]
     TooManyInterfaces {
         /// Start of the block.
