@@ -231,8 +231,10 @@ fn test(args: &[String]) -> Result<(), String> {
 /// Whether a lab resource's name (`netns:nsrt-<pid>-...`) names a process that still runs.
 fn creator_alive(resource: &str) -> bool {
     let name = resource.split_once(':').map_or(resource, |(_, n)| n);
+    // `nsrt-<pid>-...` (the test lab) or `nsrt-demo<pid>-...` (`nsring demo`)
     name.strip_prefix("nsrt-")
         .and_then(|rest| rest.split('-').next())
+        .map(|pid| pid.trim_start_matches("demo"))
         .and_then(|pid| pid.parse::<u32>().ok())
         .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
