@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod deb;
 mod fuzz;
+mod install;
+mod package_test;
 mod sh;
 
 use sh::{Sh, fail};
@@ -22,12 +25,20 @@ commands:
   bench [OPTIONS]    benchmark nsring against tcpdump on a veth lab (see `cargo xtask bench --help`)
   fuzz [OPTIONS]     fuzz every parser of outside bytes with AFL++, counted executions
                      (see `cargo xtask fuzz --help`)
+  install [--prefix P] [--destdir D] [--user | --no-extcap]
+                     build and install nsring, its man pages, shell completions and the
+                     Wireshark extcap link (see `cargo xtask install --help`)
+  uninstall [--prefix P] [--destdir D]
+                     remove exactly what install put in place (its manifest)
+  deb [--out DIR]    build the Debian package target/debian/nsring_VERSION_ARCH.deb
+  test-package       only the install/uninstall and package part of `test` (installs the
+                     package on this machine, then purges it)
   deps [demo|test|bench]
                      only install the Debian packages a command needs
 ";
 
 /// Debian packages each command needs (binary → package).
-const DEMO_PKGS: &[&str] = &["libpcap-dev", "pkg-config", "iproute2"];
+pub const DEMO_PKGS: &[&str] = &["libpcap-dev", "pkg-config", "iproute2"];
 const TEST_PKGS: &[&str] = &[
     "libpcap-dev",
     "pkg-config",
@@ -42,6 +53,8 @@ const TEST_PKGS: &[&str] = &[
     "man-db",
     "groff-base",
     "make",
+    "dpkg-dev",
+    "binutils",
 ];
 pub const BENCH_PKGS: &[&str] = &[
     "libpcap-dev",
@@ -66,6 +79,10 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "bench" => bench::run(rest),
         "fuzz" => fuzz::run(rest),
+        "install" => install::install(rest),
+        "uninstall" => install::uninstall(rest),
+        "deb" => deb::run(rest),
+        "test-package" => test_package(),
         "deps" => match rest.first().map(String::as_str) {
             Some("demo") => install(DEMO_PKGS),
             Some("bench") => install(BENCH_PKGS),
@@ -218,6 +235,8 @@ fn test(args: &[String]) -> Result<(), String> {
     tested?;
     doc?;
     fuzz?;
+    // the binary the tests just built goes through install and the Debian package
+    package_test::run(&root().join("target/debug/nsring"))?;
     if !new.is_empty() {
         return fail(format!(
             "tests left lab resources behind (a guard did not clean up): {}",
@@ -237,6 +256,15 @@ fn creator_alive(resource: &str) -> bool {
         .map(|pid| pid.trim_start_matches("demo"))
         .and_then(|pid| pid.parse::<u32>().ok())
         .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
+fn test_package() -> Result<(), String> {
+    require_root("test-package")?;
+    install(TEST_PKGS)?;
+    Sh::new()
+        .dir(root())
+        .run(&cargo(), &["build", "--quiet", "-p", "nsring-cli"])?;
+    package_test::run(&root().join("target/debug/nsring"))
 }
 
 /// Lab namespaces, their mounts and lab interfaces of the initial namespace that exist now.
