@@ -382,7 +382,19 @@ fn ctrl_c_prints_the_final_block_and_exits_0() {
 fn bad_input_is_one_line_with_the_right_exit_code() {
     let (lab, _a, _b) = pair("cnt_bad");
     let b = lab.ns_name("b");
-    let before = std::fs::read_dir("/run/netns").unwrap().count();
+    // Namespaces this test could have left (other tests on the machine come and go).
+    let ours = || -> Vec<String> {
+        let own = b.trim_end_matches("-b").to_owned(); // this lab's names
+        let mut v: Vec<String> = std::fs::read_dir("/run/netns")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&own) || n.starts_with("nsrt-missing"))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = ours();
     let t = format!("{b}/eth1");
     let t9 = format!("{b}/eth9");
     for (args, code, needle) in [
@@ -408,5 +420,5 @@ fn bad_input_is_one_line_with_the_right_exit_code() {
         assert!(err.contains(needle), "{argv:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{argv:?}: {err}");
     }
-    assert_eq!(std::fs::read_dir("/run/netns").unwrap().count(), before);
+    assert_eq!(ours(), before);
 }
