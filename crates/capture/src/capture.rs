@@ -97,6 +97,8 @@ pub struct Capture {
     rx_bytes: u64,
     drain_until: Option<Instant>,
     finished: bool,
+    /// The interface went down (false) or away (true): reported once the ring is drained.
+    gone: Option<bool>,
 }
 
 /// What the namespace thread hands back.
@@ -151,6 +153,7 @@ impl Capture {
             rx_bytes: 0,
             drain_until: None,
             finished: false,
+            gone: None,
         })
     }
 
@@ -158,6 +161,11 @@ impl Capture {
     /// a [`Waker`] fires). `Ok(None)` means: timed out, woken, interrupted by a signal,
     /// or [`finished`](Capture::finished). Blocks the kernel has handed over are
     /// returned without a system call.
+    ///
+    /// When the interface goes down or leaves the namespace, the blocks already in the
+    /// ring are still handed out; then the capture is finished and this returns
+    /// [`Error::InterfaceDown`] or [`Error::InterfaceRemoved`] (see
+    /// [`Error::interface_gone`]).
     pub fn next_block(&mut self, timeout: Option<Duration>) -> Result<Option<Block<'_>>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
@@ -173,14 +181,14 @@ impl Capture {
                 return Ok(Some(block));
             }
             if self.finished {
-                return Ok(None);
+                return self.gone_error().map_or(Ok(None), Err);
             }
             let now = Instant::now();
             if let Some(end) = self.drain_until
                 && now >= end
             {
                 self.finished = true;
-                return Ok(None);
+                return self.gone_error().map_or(Ok(None), Err);
             }
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(None);
@@ -201,6 +209,14 @@ impl Capture {
                 Ok((revents, woke)) => {
                     if revents & libc::POLLERR != 0 {
                         self.check_socket_error()?;
+                        if self.gone.is_some() && self.drain_until.is_none() {
+                            // Hand out what the ring still holds, then report. A deleted
+                            // interface goes down before it is unregistered: wait long
+                            // enough to tell the two apart.
+                            let drain = (2 * self.block_timeout + Duration::from_millis(10))
+                                .max(Duration::from_millis(300));
+                            self.drain_until = Some(Instant::now() + drain);
+                        }
                     }
                     if woke {
                         // two block timeouts: the kernel's timer closes a partly filled
@@ -215,21 +231,42 @@ impl Capture {
         }
     }
 
-    fn check_socket_error(&self) -> Result<()> {
+    fn check_socket_error(&mut self) -> Result<()> {
         let err = sys::take_socket_error(self.fd.as_fd())
             .map_err(|e| Error::sys("getsockopt SO_ERROR", "", e))?;
         match err {
             0 => Ok(()),
-            libc::ENETDOWN => Err(Error::InterfaceDown {
-                name: self.interface.clone().unwrap_or_else(|| "any".into()),
-                ns: self.namespace.clone(),
-            }),
+            libc::ENETDOWN => {
+                let removed =
+                    sys::bound_ifindex(self.fd.as_fd()).map_or(true, |i| i != self.ifindex as i32);
+                self.gone = Some(removed || self.gone == Some(true));
+                Ok(())
+            }
             e => Err(Error::sys(
                 "recv",
                 "capture socket",
                 io::Error::from_raw_os_error(e),
             )),
         }
+    }
+
+    /// The error that ends a capture whose interface went down or away.
+    fn gone_error(&mut self) -> Option<Error> {
+        if self.gone == Some(false)
+            && sys::bound_ifindex(self.fd.as_fd()).map_or(true, |i| i != self.ifindex as i32)
+        {
+            // it went down, then away
+            self.gone = Some(true);
+        }
+        let name = self.interface.clone().unwrap_or_else(|| "any".into());
+        let ns = self.namespace.clone();
+        self.gone.map(|removed| {
+            if removed {
+                Error::InterfaceRemoved { name, ns }
+            } else {
+                Error::InterfaceDown { name, ns }
+            }
+        })
     }
 
     /// A handle that stops a blocked or future [`Capture::next_block`].

@@ -17,9 +17,20 @@ pub enum Error {
         /// The namespace, as the caller named it.
         ns: String,
     },
-    /// The bound interface went down during the capture.
+    /// The bound interface went down during the capture (it still exists).
     #[error("interface '{name}' in namespace '{ns}' went down")]
     InterfaceDown {
+        /// The interface name.
+        name: String,
+        /// The namespace, as the caller named it.
+        ns: String,
+    },
+    /// The bound interface left its namespace during the capture: it was deleted, moved
+    /// to another namespace, or its namespace went away.
+    #[error(
+        "interface '{name}' in namespace '{ns}' was removed (deleted, moved to another namespace, or its namespace is gone)"
+    )]
+    InterfaceRemoved {
         /// The interface name.
         name: String,
         /// The namespace, as the caller named it.
@@ -112,3 +123,15 @@ impl Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// True for [`Error::InterfaceDown`] and [`Error::InterfaceRemoved`]: the capture
+    /// ended because its interface did, after every packet already in the ring was
+    /// handed out.
+    pub fn interface_gone(&self) -> bool {
+        matches!(
+            self,
+            Error::InterfaceDown { .. } | Error::InterfaceRemoved { .. }
+        )
+    }
+}

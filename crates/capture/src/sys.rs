@@ -283,6 +283,24 @@ pub fn poll_ready(
     Ok((fds[0].revents, fds[1].revents != 0))
 }
 
+/// The interface index a packet socket is bound to now (`getsockname`): the kernel sets
+/// it to -1 when the interface leaves the namespace (`NETDEV_UNREGISTER` in
+/// `net/packet/af_packet.c`'s `packet_notifier`), and leaves it when it only goes down.
+pub fn bound_ifindex(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: sockaddr_ll is plain old data; all zeroes is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `sll` is writable for `len` bytes; the kernel writes at most that.
+    cvt(unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut sll as *mut libc::sockaddr_ll).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(sll.sll_ifindex)
+}
+
 /// Reads and clears a socket's pending error (`SO_ERROR`).
 pub fn take_socket_error(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
     let mut err: libc::c_int = 0;

@@ -65,13 +65,26 @@ fn capability_advice(err: &anyhow::Error) -> Option<&'static str> {
 
 /// Prints `nsring: error: ...` on one line and returns the exit code (2 usage, 1 runtime).
 pub fn report(err: &anyhow::Error) -> ExitCode {
+    eprintln!("nsring: error: {}", line(err));
+    ExitCode::from(if is_usage(err) { 2 } else { 1 })
+}
+
+/// The error's one line, with advice where there is some.
+fn line(err: &anyhow::Error) -> String {
     let mut line = format!("{err:#}").replace('\n', " ");
     if let Some(advice) = capability_advice(err) {
         line.push_str(" — ");
         line.push_str(advice);
     }
-    eprintln!("nsring: error: {line}");
-    ExitCode::from(if is_usage(err) { 2 } else { 1 })
+    if err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<nsring_capture::Error>(),
+            Some(nsring_capture::Error::RingTooLarge { .. })
+        )
+    }) {
+        line.push_str(" (--blocks N sets how many, --block-kib K their size)");
+    }
+    line
 }
 
 /// Help and version go to stdout as clap renders them; a usage error becomes one line,
@@ -107,5 +120,28 @@ pub fn clap_error(e: clap::Error) -> ExitCode {
             eprintln!("nsring: error: {msg}{hint}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A ring the kernel cannot allocate: one line that says which options make it
+    /// smaller, exit 1. (The kernel's ENOMEM cannot be provoked safely on a shared
+    /// machine: a ring it can allocate is allocated.)
+    #[test]
+    fn a_ring_too_large_names_the_options() {
+        let e = anyhow::Error::new(nsring_capture::Error::RingTooLarge {
+            block_size: 4 << 20,
+            blocks: 512,
+            source: std::io::Error::from_raw_os_error(libc::ENOMEM),
+        });
+        let text = super::line(&e);
+        assert!(
+            text.contains("could not allocate a 2048 MiB capture ring"),
+            "{text}"
+        );
+        assert!(text.contains("--blocks N"), "{text}");
+        assert!(text.contains("--block-kib K"), "{text}");
+        assert!(!super::is_usage(&e));
     }
 }

@@ -17,6 +17,16 @@ mod target;
 
 pub use error::{Usage, usage};
 
+/// The one warning when a socket could not be recorded under /run/nsring (not writable,
+/// say): the command goes on; `nsring ls` then shows the socket from the kernel's list only.
+pub fn warn_unrecorded(command: &str, err: Option<&nsring_registry::record::Error>) {
+    if let Some(e) = err {
+        eprintln!(
+            "nsring {command}: warning: not recorded under /run/nsring ({e}); going on: 'nsring ls' shows this socket without its counters"
+        );
+    }
+}
+
 /// A command's `--help` epilogue: its own text, then the target grammar.
 pub fn long_help(text: &str) -> String {
     format!("{text}\n\n{}", nsring_netns::spec::HELP)

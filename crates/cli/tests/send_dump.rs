@@ -739,8 +739,11 @@ fn a_full_disk_leaves_a_valid_file() {
     }
     let (code, err) = bg.wait();
     assert_eq!(code, 1, "{err}");
-    let line = err.trim_end();
-    assert!(!line.contains('\n'), "{line}");
+    // the statistics line, then the reason on one line
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].contains("packets captured"), "{err}");
+    let line = lines[1];
     assert!(line.contains("No space left on device"), "{line}");
     assert!(line.contains("valid capture file"), "{line}");
     let (pkts, _) = read_all(&file);

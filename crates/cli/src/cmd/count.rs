@@ -22,7 +22,9 @@ Examples:
   nsring count -i eth1 -f 'udp port 53' -N 1000 --json
 
 Statistics go to stderr once a second (PF_RING's pfcount block) and once more at the end,
-after the last packets are drained (Ctrl-C ends the capture cleanly). With --json, one JSON
+after the last packets are drained (Ctrl-C, SIGTERM and SIGHUP end the capture cleanly; if
+the interface goes down or leaves the namespace, the final block is printed, then the
+reason, and the exit status is 1). With --json, one JSON
 object per second and a final one ({\"type\":\"final\",...}) go to stdout instead.
 
 Filters use tcpdump syntax, compiled by libpcap and applied in the kernel before anything is
@@ -254,6 +256,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             c.describe(&cfg)
         );
     }
+    crate::warn_unrecorded("count", cap.record_error());
 
     let mut out = Out::new();
     let mut printer = args
@@ -262,6 +265,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut reporter = Reporter::new(&label, args.json, args.quiet);
     let deadline = c.duration.map(|d| reporter.start() + d);
     let (mut packets, mut bytes) = (0u64, 0u64);
+    let mut gone = None;
     let reached = |packets: u64| c.limit.is_some_and(|n| packets >= n);
     let totals = |packets, bytes, k: nsring_capture::Stats| Totals {
         packets,
@@ -277,20 +281,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .min(reporter.until_due(args.interval))
             .max(Duration::from_millis(1));
         let mut block_bytes = None;
-        if let Some(block) = cap.next_block(Some(wait))? {
-            let before = bytes;
-            for frame in &block {
-                if reached(packets) {
-                    break;
+        let mut idle = false;
+        match cap.next_block(Some(wait)) {
+            Ok(Some(block)) => {
+                let before = bytes;
+                for frame in &block {
+                    if reached(packets) {
+                        break;
+                    }
+                    packets += 1;
+                    bytes += u64::from(frame.wire_len());
+                    if let Some(p) = printer.as_mut() {
+                        p.print(&mut out, &frame)?;
+                    }
                 }
-                packets += 1;
-                bytes += u64::from(frame.wire_len());
-                if let Some(p) = printer.as_mut() {
-                    p.print(&mut out, &frame)?;
-                }
+                block_bytes = Some(bytes - before);
             }
-            block_bytes = Some(bytes - before);
-        } else if cap.finished() {
+            Ok(None) => idle = true,
+            Err(e) if e.interface_gone() => {
+                gone = Some(e);
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if idle && cap.finished() {
             break;
         }
         if let Some(n) = block_bytes {
@@ -306,5 +320,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let k = cap.stats()?;
     reporter.emit(&mut out, totals(packets, bytes, k), true)?;
-    Ok(ExitCode::SUCCESS)
+    match gone {
+        // The interface went down or away: every packet the ring held is counted above;
+        // the capture failed, so say why and exit 1.
+        Some(e) => Ok(crate::error::report(&e.into())),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }

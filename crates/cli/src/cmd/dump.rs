@@ -585,12 +585,14 @@ trait Consumer {
 }
 
 /// Reads `cap` until it is woken and drained, `deadline` passes (then it wakes itself and
-/// drains), or the consumer asks to stop. Returns the final kernel counters.
+/// drains), the consumer asks to stop, or the interface goes down or away (after the
+/// ring is drained). Returns the final kernel counters, and why the interface ended
+/// the capture if it did.
 fn drive(
     cap: &mut Capture,
     deadline: Option<Instant>,
     c: &mut impl Consumer,
-) -> anyhow::Result<Stats> {
+) -> anyhow::Result<(Stats, Option<nsring_capture::Error>)> {
     loop {
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) && !cap.stop_requested() {
@@ -601,10 +603,19 @@ fn drive(
                 d.saturating_duration_since(now)
             })
             .clamp(Duration::from_millis(1), Duration::from_millis(250));
-        let got = match cap.next_block(Some(wait))? {
-            Some(block) => Some(c.block(&block)?),
-            None => None,
+        let mut gone = None;
+        let got = match cap.next_block(Some(wait)) {
+            Ok(Some(block)) => Some(c.block(&block)?),
+            Ok(None) => None,
+            Err(e) if e.interface_gone() => {
+                gone = Some(e);
+                None
+            }
+            Err(e) => return Err(e.into()),
         };
+        if gone.is_some() {
+            return Ok((cap.stats()?, gone));
+        }
         let Some((stop, bytes)) = got else {
             if cap.finished() {
                 break;
@@ -618,7 +629,7 @@ fn drive(
             break;
         }
     }
-    Ok(cap.stats()?)
+    Ok((cap.stats()?, None))
 }
 
 /// Single interface: frames go straight from the ring into the file.
@@ -653,7 +664,10 @@ struct Batch {
 
 enum Msg {
     Batch(usize, Batch),
-    Done(usize, anyhow::Result<Stats>),
+    Done(
+        usize,
+        anyhow::Result<(Stats, Option<nsring_capture::Error>)>,
+    ),
 }
 
 /// One of several interfaces: frames are batched per ring block and sent to the writer.
@@ -853,6 +867,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
         );
     }
+    // One warning however many sockets could not be recorded.
+    crate::warn_unrecorded("dump", caps.iter().find_map(Capture::record_error));
     let deadline = c.duration.map(|d| Instant::now() + d);
 
     let result = if caps.len() == 1 {
@@ -861,24 +877,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             out: &mut out,
             limit: c.limit,
         };
-        drive(&mut cap, deadline, &mut c).map(|st| {
+        drive(&mut cap, deadline, &mut c).map(|(st, gone)| {
             out.stats[0] = st;
+            gone
         })
     } else {
         many(caps, &wakers, deadline, c.limit, &mut out)
     };
+    // An interface that went down or away ends the capture, not the file: it is closed
+    // as after Ctrl-C (statistics blocks and all), then the reason is given.
+    let (gone, result) = match result {
+        Ok(gone) => (gone, Ok(())),
+        Err(e) => (None, Err(e)),
+    };
     let finish = result.and_then(|()| out.close_file());
+    let drops: u64 = out.stats.iter().map(|s| s.drops).sum();
+    let summary = || {
+        eprintln!(
+            "{} packets captured, {} dropped by kernel",
+            out.written, drops
+        );
+    };
     match finish {
         Ok(()) => {}
         Err(e) if e.is::<PipeClosed>() => {}
-        Err(e) => return Err(e),
+        Err(e) => {
+            // What was written before the failure is a valid file; say how much.
+            summary();
+            return Err(e);
+        }
     }
-    let drops: u64 = out.stats.iter().map(|s| s.drops).sum();
-    eprintln!(
-        "{} packets captured, {} dropped by kernel",
-        out.written, drops
-    );
-    Ok(ExitCode::SUCCESS)
+    summary();
+    match gone {
+        Some(e) => Ok(crate::error::report(&e.into())),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// Several interfaces: one thread per capture, batches to this thread, which writes.
@@ -888,7 +921,7 @@ fn many(
     deadline: Option<Instant>,
     limit: Option<u64>,
     out: &mut Output,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<nsring_capture::Error>> {
     let (tx, rx) = mpsc::sync_channel::<Msg>(64);
     let mut threads = Vec::new();
     for (src, mut cap) in caps.into_iter().enumerate() {
@@ -911,6 +944,7 @@ fn many(
     };
     let mut running = threads.len();
     let mut result = Ok(());
+    let mut gone = None;
     let mut stopped = false;
     while running > 0 {
         let wait = deadline.map_or(Duration::from_millis(250), |d| {
@@ -957,7 +991,16 @@ fn many(
             Msg::Done(src, r) => {
                 running -= 1;
                 match r {
-                    Ok(st) => out.stats[src] = st,
+                    Ok((st, None)) => out.stats[src] = st,
+                    Ok((st, Some(e))) => {
+                        // one interface gone ends the whole capture
+                        out.stats[src] = st;
+                        gone.get_or_insert(e);
+                        if !stopped {
+                            stopped = true;
+                            stop_all();
+                        }
+                    }
                     Err(e) => {
                         if result.is_ok() {
                             result = Err(e);
@@ -978,7 +1021,7 @@ fn many(
     for t in threads {
         let _ = t.join();
     }
-    result
+    result.map(|()| gone)
 }
 
 #[cfg(test)]

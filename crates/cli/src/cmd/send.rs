@@ -486,6 +486,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .ring_frames(args.batch.max(256) * 2)
             .app_name("nsring-send"),
     )?;
+    crate::warn_unrecorded("send", tx.record_error());
     let src_mac = match args.src_mac {
         Some(m) => m,
         None => nsring_netns::link::get(&ns, &iface)?
