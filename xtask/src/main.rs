@@ -55,6 +55,13 @@ const TEST_PKGS: &[&str] = &[
     "make",
     "dpkg-dev",
     "binutils",
+    // Container tests: real Podman containers from a busybox-static image the lab builds.
+    "podman",
+    "runc",
+    "busybox-static",
+    "uidmap",
+    "containerd",
+    "tar",
 ];
 pub const BENCH_PKGS: &[&str] = &[
     "libpcap-dev",

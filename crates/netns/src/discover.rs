@@ -5,11 +5,18 @@
 //!
 //! A namespace's identity is the (device, inode) of its nsfs file. Processes come and go while
 //! `/proc` is read; one that exits half-way is skipped, never an error.
+//!
+//! [`discover`] adds the containers each namespace belongs to: from the runtimes' APIs when
+//! they can be asked (names), else from the processes' cgroups (runtime and ID). One pass
+//! over `/proc` serves both.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nsring_containers::cgroup::{self, CgroupContainer};
 
 use serde::Serialize;
 
@@ -58,6 +65,170 @@ pub struct NsInfo {
     pub initial: bool,
     /// The caller's namespace.
     pub current: bool,
+    /// The containers it belongs to (a pod's share one), by label. Never set on the initial
+    /// namespace (a container on the host's network does not own it).
+    pub containers: Vec<ContainerTag>,
+}
+
+/// Where a [`ContainerTag`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagSource {
+    /// The runtime said so (it has the name).
+    Api,
+    /// A process's cgroup said so (runtime and ID only).
+    Cgroup,
+}
+
+/// A container a namespace belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerTag {
+    /// `podman`, `docker`, `containerd`, or, from cgroups only, `cri-o` and `kubernetes`.
+    pub runtime: String,
+    /// The full ID.
+    pub id: String,
+    /// Its name, when its runtime was asked (containerd has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// containerd's namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The Kubernetes pod's UID (from cgroups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Who said so: the runtime, or a cgroup.
+    pub source: TagSource,
+}
+
+impl ContainerTag {
+    /// `podman:web1`, or `docker:3f2a9c1b2c3d` without a name.
+    pub fn label(&self) -> String {
+        let short = self.id.get(..12).unwrap_or(&self.id);
+        format!("{}:{}", self.runtime, self.name.as_deref().unwrap_or(short))
+    }
+
+    fn from_api(c: &nsring_containers::Container) -> ContainerTag {
+        ContainerTag {
+            runtime: c.runtime.to_string(),
+            id: c.id.clone(),
+            name: c.name.clone(),
+            namespace: c.namespace.clone(),
+            pod: None,
+            source: TagSource::Api,
+        }
+    }
+
+    fn from_cgroup(c: &CgroupContainer) -> ContainerTag {
+        ContainerTag {
+            runtime: c.kind.to_string(),
+            id: c.id.clone(),
+            name: None,
+            namespace: None,
+            pod: c.pod.clone(),
+            source: TagSource::Cgroup,
+        }
+    }
+}
+
+impl NsInfo {
+    /// A short name for people: its first iproute2 name, else its first container's label,
+    /// else `initial` or `inode:N`.
+    pub fn label(&self) -> String {
+        if let Some(n) = self.names.first() {
+            return n.clone();
+        }
+        if let Some(c) = self.containers.first() {
+            return c.label();
+        }
+        if self.initial {
+            return "initial".into();
+        }
+        format!("inode:{}", self.inode)
+    }
+
+    /// Opens it through a name, a mount or a process in it, checking that what was opened is
+    /// still this namespace (a process may have moved on). [`Error::NotFound`] once it is gone.
+    pub fn open(&self) -> Result<NetNs> {
+        let mut specs: Vec<NsSpec> = self.names.iter().cloned().map(NsSpec::Name).collect();
+        specs.extend(self.mounts.iter().cloned().map(NsSpec::Path));
+        specs.extend(self.holders.iter().map(|h| match h.tid {
+            Some(tid) => NsSpec::Path(format!("/proc/{}/task/{tid}/ns/net", h.pid).into()),
+            None => NsSpec::Pid(h.pid),
+        }));
+        specs
+            .iter()
+            .filter_map(|s| NetNs::open(s).ok())
+            .find(|ns| ns.inode() == self.inode)
+            .ok_or_else(|| Error::NotFound { spec: self.label() })
+    }
+}
+
+/// What [`discover`] asks besides `/proc`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiscoverOptions {
+    /// Ask the container runtimes that are here for their running containers (names);
+    /// without it, containers are recognised from cgroups only (runtime and ID).
+    pub runtimes: bool,
+}
+
+/// Every network namespace on the host and what it belongs to; see [`discover`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Discovery {
+    /// The initial namespace first, then by inode.
+    pub namespaces: Vec<NsInfo>,
+    /// Runtimes that are here but could not be asked, one line each (absent ones are not
+    /// mentioned).
+    pub notes: Vec<String>,
+    /// How long it took (the `/proc` scan, and the runtimes if asked).
+    #[serde(skip)]
+    pub took: Duration,
+}
+
+/// Every network namespace on the host (named, anonymous, containers'; the initial one
+/// flagged) with its identity: inode, names, mounts, holder processes and containers.
+/// One pass over `/proc` finds the namespaces, their processes and the containers their
+/// cgroups name; with [`DiscoverOptions::runtimes`] the runtimes' APIs add names.
+pub fn discover(opts: DiscoverOptions) -> Result<Discovery> {
+    let start = Instant::now();
+    let (mut namespaces, by_cgroup) = scan_all(true)?;
+    for (inode, c) in by_cgroup {
+        if let Some(info) = namespaces
+            .iter_mut()
+            .find(|i| i.inode == inode && !i.initial)
+            && !info.containers.iter().any(|t| t.id == c.id)
+        {
+            info.containers.push(ContainerTag::from_cgroup(&c));
+        }
+    }
+    let mut notes = Vec::new();
+    if opts.runtimes {
+        let (running, n) = nsring_containers::running();
+        notes = n;
+        for c in &running {
+            let Some(pid) = c.pid else { continue };
+            let Ok((_, inode)) = key_of(Path::new(&format!("/proc/{pid}/ns/net"))) else {
+                continue; // exited since it was listed
+            };
+            let Some(info) = namespaces
+                .iter_mut()
+                .find(|i| i.inode == inode && !i.initial)
+            else {
+                continue;
+            };
+            // The runtime's word replaces what the cgroup guessed about the same container.
+            info.containers.retain(|t| t.id != c.id);
+            info.containers.push(ContainerTag::from_api(c));
+        }
+    }
+    for info in &mut namespaces {
+        info.containers
+            .sort_by_key(|t| (t.source != TagSource::Api, t.label()));
+    }
+    Ok(Discovery {
+        namespaces,
+        notes,
+        took: start.elapsed(),
+    })
 }
 
 /// The identity of a namespace: the nsfs (device, inode).
@@ -126,7 +297,17 @@ fn named_keys() -> Result<Vec<(String, Key)>> {
 ///
 /// Namespaces kept alive only by an open descriptor (a socket, an nsfs fd) are not found.
 pub fn list_all() -> Result<Vec<NsInfo>> {
+    Ok(scan_all(false)?.0)
+}
+
+/// (namespace inode, the container a process in it belongs to, by its cgroup).
+type ByCgroup = Vec<(u64, CgroupContainer)>;
+
+/// The namespaces, and with `cgroups` the container (by its processes' cgroups) each
+/// process belongs to: (namespace inode, container).
+fn scan_all(cgroups: bool) -> Result<(Vec<NsInfo>, ByCgroup)> {
     let mut found: BTreeMap<Key, NsInfo> = BTreeMap::new();
+    let mut by_cgroup = Vec::new();
 
     let blank = |key: Key| NsInfo {
         inode: key.1,
@@ -136,11 +317,18 @@ pub fn list_all() -> Result<Vec<NsInfo>> {
         holders: Vec::new(),
         initial: false,
         current: false,
+        containers: Vec::new(),
     };
     // Where to open each namespace to ask for its id: a name, a mount, or a process.
     let mut openers: BTreeMap<Key, PathBuf> = BTreeMap::new();
 
     for (key, holder) in scan_procs() {
+        if cgroups
+            && holder.tid.is_none()
+            && let Some(c) = cgroup::of_pid(holder.pid)
+        {
+            by_cgroup.push((key.1, c));
+        }
         openers.entry(key).or_insert_with(|| match holder.tid {
             Some(tid) => PathBuf::from(format!("/proc/{}/task/{tid}/ns/net", holder.pid)),
             None => PathBuf::from(format!("/proc/{}/ns/net", holder.pid)),
@@ -196,7 +384,7 @@ pub fn list_all() -> Result<Vec<NsInfo>> {
         })
         .collect();
     out.sort_by_key(|i| (!i.initial, i.inode));
-    Ok(out)
+    Ok((out, by_cgroup))
 }
 
 /// The identity of the initial network namespace: that of PID 1, or, where PID 1's is not

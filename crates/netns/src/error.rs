@@ -27,6 +27,9 @@ pub enum Error {
         /// The part before the first ':'.
         prefix: String,
     },
+    /// A container could not be found or its runtime asked (see `nsring_containers::Error`).
+    #[error(transparent)]
+    Container(#[from] nsring_containers::Error),
     /// The namespace does not exist.
     #[error("network namespace '{spec}' does not exist (see 'nsring netns list')")]
     NotFound {
@@ -159,7 +162,7 @@ impl Error {
                 | Error::InvalidPrefix { .. }
                 | Error::Spec(_)
                 | Error::UnknownPrefix { .. }
-        )
+        ) || matches!(self, Error::Container(e) if e.is_usage())
     }
 
     pub(crate) fn sys(call: &'static str, what: impl Into<String>, source: io::Error) -> Error {

@@ -29,10 +29,13 @@ pub mod manage;
 pub mod spec;
 pub mod sys;
 
-pub use discover::{Holder, Named, NsInfo, identify, list, list_all, pids};
+pub use discover::{
+    ContainerTag, DiscoverOptions, Discovery, Holder, Named, NsInfo, TagSource, discover, identify,
+    list, list_all, pids,
+};
 pub use error::{Error, Result};
 pub use exec::{ExecStatus, exec};
-pub use manage::{DeleteReport, Fate, LinkFate, add, attach, del};
+pub use manage::{DeleteReport, Fate, LinkFate, add, attach, del, del_and_wait};
 pub use spec::{IfPart, NsPart, NsSpec, Runtime, Target};
 
 /// Where iproute2 keeps the bind mounts of named namespaces.
@@ -92,6 +95,7 @@ pub struct NetNs {
     spec: NsSpec,
     inode: u64,
     dev: u64,
+    container: Option<Box<nsring_containers::Container>>,
 }
 
 impl NetNs {
@@ -148,9 +152,9 @@ impl NetNs {
                 Err(Error::NotFound { .. }) => Self::open_plain_container(name),
                 other => other,
             },
-            NsSpec::Container { .. } => Err(Error::Spec(spec::ParseError(format!(
-                "'{spec}': container lookup is not built yet"
-            )))),
+            NsSpec::Container { runtime, name } => {
+                Self::open_container(nsring_containers::find(*runtime, name)?)
+            }
             NsSpec::Name(_) | NsSpec::Path(_) | NsSpec::Pid(_) => {
                 let path = spec.path().expect("these specs have a path");
                 Self::open_path(&path, spec.clone())
@@ -166,9 +170,49 @@ impl NetNs {
                 prefix: prefix.to_owned(),
             });
         }
-        Err(Error::NotFound {
-            spec: name.to_owned(),
-        })
+        match nsring_containers::find_any(name) {
+            Ok(c) => Self::open_container(c),
+            // No runtime here to ask: the old message, a missing namespace.
+            Err(nsring_containers::Error::NotFound { searched, .. }) if searched.is_empty() => {
+                Err(Error::NotFound {
+                    spec: name.to_owned(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The namespace of a running container: its main process's, or the file its runtime
+    /// keeps it on if the process cannot be opened.
+    fn open_container(c: nsring_containers::Container) -> Result<NetNs> {
+        let spec = NsSpec::Container {
+            runtime: c.runtime,
+            name: c.name.clone().unwrap_or_else(|| c.short_id().to_owned()),
+        };
+        let by_pid = c
+            .pid
+            .map(|pid| Self::open_path(Path::new(&format!("/proc/{pid}/ns/net")), spec.clone()));
+        let mut ns = match (by_pid, &c.netns_path) {
+            (Some(Ok(ns)), _) => ns,
+            (_, Some(path)) if path.exists() => Self::open_path(path, spec)?,
+            (Some(Err(e)), _) => return Err(e),
+            (None, _) => {
+                return Err(nsring_containers::Error::NotRunning {
+                    runtime: c.runtime,
+                    name: c.label(),
+                    status: c.status,
+                }
+                .into());
+            }
+        };
+        ns.container = Some(Box::new(c));
+        Ok(ns)
+    }
+
+    /// The container this namespace was opened as (`podman:web1`, or a bare name that
+    /// turned out to be one), as its runtime described it.
+    pub fn container(&self) -> Option<&nsring_containers::Container> {
+        self.container.as_deref()
     }
 
     /// Parses and opens (`"ns0"`, `"/proc/1/ns/net"`, `"pid:42"`).
@@ -198,6 +242,7 @@ impl NetNs {
             spec,
             inode: meta.ino(),
             dev: meta.dev(),
+            container: None,
         })
     }
 
@@ -217,6 +262,7 @@ impl NetNs {
             spec,
             inode: meta.ino(),
             dev: meta.dev(),
+            container: None,
         })
     }
 
@@ -250,6 +296,7 @@ impl NetNs {
             spec: self.spec.clone(),
             inode: self.inode,
             dev: self.dev,
+            container: self.container.clone(),
         })
     }
 

@@ -101,6 +101,9 @@ pub struct DeleteReport {
     pub links_unknown: bool,
     /// The name was on the initial namespace, which never goes away: `links` is empty.
     pub initial: bool,
+    /// After [`del_and_wait`]: the veth peers (in other namespaces) still there when the
+    /// wait ended, as `NAME in NS`; empty when everything went away in time.
+    pub remaining: Vec<String>,
 }
 
 impl DeleteReport {
@@ -143,6 +146,7 @@ pub fn del(name: &str) -> Result<DeleteReport> {
         links: Vec::new(),
         links_unknown: true,
         initial: false,
+        remaining: Vec::new(),
     };
     // A file that is not (or no longer) a mounted namespace is still removed, as `ip` does.
     if let Ok(ns) = NetNs::open(&NsSpec::Name(name.to_owned())) {
@@ -166,6 +170,64 @@ pub fn del(name: &str) -> Result<DeleteReport> {
         // `ns` is closed here, before the name goes: this handle must not keep it alive.
     }
     del_mount(&path).map_err(|e| Error::sys("delete", path.display().to_string(), e))?;
+    Ok(report)
+}
+
+/// A veth peer in another namespace, watched until it goes away.
+struct Watched {
+    ns: NetNs,
+    ns_name: String,
+    index: u32,
+    name: String,
+}
+
+/// [`del`], then, when nothing else held the namespace (so the kernel destroys it), waits up
+/// to `wait` until the veth peers of its interfaces are gone from their namespaces too —
+/// the kernel does that after `del` returns (tens of milliseconds), and a script that
+/// reuses a peer's name at once would fail with "File exists". What is still there when
+/// the wait ends is in [`DeleteReport::remaining`].
+pub fn del_and_wait(name: &str, wait: std::time::Duration) -> Result<DeleteReport> {
+    // The peers, found before the name goes (their namespaces opened by their spelling).
+    let mut watched = Vec::new();
+    if let Ok(ns) = NetNs::open(&NsSpec::Name(name.to_owned()))
+        && !crate::discover::is_initial(&ns)
+        && let Ok(links) = crate::link::list(&ns)
+    {
+        for l in links {
+            let Some(peer) = l.peer else { continue };
+            let (Some(spelling), Some(pname)) = (peer.netns, peer.name) else {
+                continue; // in the same namespace: it goes with it
+            };
+            if let Ok(peer_ns) = spelling.parse::<NsSpec>().and_then(|s| NetNs::open(&s))
+                && !peer_ns.same_as(&ns)
+            {
+                watched.push(Watched {
+                    ns: peer_ns,
+                    ns_name: spelling,
+                    index: peer.index,
+                    name: pname,
+                });
+            }
+        }
+    }
+    let mut report = del(name)?;
+    if report.lives_on() {
+        return Ok(report);
+    }
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        watched.retain(|w| {
+            crate::link::list(&w.ns).is_ok_and(|ls| ls.iter().any(|l| l.index == w.index))
+        });
+        if watched.is_empty() || std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    report.remaining = watched
+        .iter()
+        .map(|w| format!("{} in {}", w.name, w.ns_name))
+        .collect();
     Ok(report)
 }
 

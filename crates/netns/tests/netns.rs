@@ -420,3 +420,44 @@ fn bad_names_leave_nothing() {
         "the existing namespace is untouched"
     );
 }
+
+/// `del_and_wait`: once the namespace goes, its veth peer is gone too when it returns, so
+/// the peer's name can be used again at once; a namespace kept alive by a handle leaves the
+/// peer there, and the report names it.
+#[test]
+fn del_waits_until_veth_peers_are_gone() {
+    let mut lab = Lab::new("delwait");
+    let b = lab.netns("b");
+    for held in [false, true] {
+        let name = format!("{}-x{}", lab.prefix(), u8::from(held));
+        let ns = nsring_netns::add(&name).unwrap();
+        link::add_veth(&ns, "v0", "v1", Some(&b)).unwrap();
+        let keep = held.then_some(ns);
+        let wait = if held {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_secs(5)
+        };
+        let report = nsring_netns::del_and_wait(&name, wait).unwrap();
+        if held {
+            assert_eq!(
+                report.remaining,
+                vec![format!("v1 in {}", lab.ns_name("b"))]
+            );
+            drop(keep);
+            // The handle was the last reference: now the pair goes.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while link::get(&b, "v1").is_ok() {
+                assert!(Instant::now() < deadline, "v1 outlived its namespace");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        } else {
+            assert!(report.remaining.is_empty(), "{:?}", report.remaining);
+            // No wait needed: the name is free the moment del returns.
+            assert!(link::get(&b, "v1").is_err(), "v1 still in b after del");
+        }
+        // Reuse the peer's name at once.
+        link::add_veth(&b, "v1", "v2", None).unwrap();
+        link::del(&b, "v1").unwrap();
+    }
+}

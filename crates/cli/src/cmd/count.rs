@@ -248,10 +248,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _ = waker.wake();
     })
     .context("cannot install the Ctrl-C handler")?;
-    let label = target.to_string();
+    // A bare name that turned out to be a container is shown as the container.
+    let label = match ns.container() {
+        Some(_) => format!("{}/{}", ns.spec(), target.iface_name()),
+        None => target.to_string(),
+    };
     if !args.quiet {
+        let container = ns
+            .container()
+            .map(|k| format!(", {} container {}", k.runtime, k.short_id()))
+            .unwrap_or_default();
         eprintln!(
-            "nsring count: capturing on {label} (netns inode {}), {}",
+            "nsring count: capturing on {label} (netns inode {}{container}), {}",
             ns.inode(),
             c.describe(&cfg)
         );

@@ -21,6 +21,8 @@ Examples:
   nsring netns list                  named namespaces, like `ip netns list`
   nsring netns list --all            also anonymous ones held by processes (containers)
   nsring netns exec ns0 ip -o link   run a command inside ns0
+  nsring netns exec podman:web1 ip -o addr
+                                     inside a container's namespace (only that)
   nsring netns identify 1234         the name(s) of PID 1234's namespace
   nsring netns pids ns0
   nsring netns attach web 1234       name PID 1234's namespace 'web'
@@ -55,6 +57,11 @@ enum Sub {
         /// JSON lines instead of text: one report per namespace.
         #[arg(long)]
         json: bool,
+        /// Return at once; by default, when the namespace goes away (no process holds it),
+        /// wait up to 5 s until its interfaces' veth peers are gone too (exit 1 naming what
+        /// remains), so their names can be used again right away.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// List named namespaces (`NAME (id: N)` like `ip netns list`); --all adds every namespace
     /// a process holds.
@@ -108,7 +115,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             nsring_netns::add(&name)?;
             Ok(ExitCode::SUCCESS)
         }
-        Sub::Del { names, json } => del(&names, json),
+        Sub::Del {
+            names,
+            json,
+            no_wait,
+        } => del(&names, json, no_wait),
         Sub::List { all: false, json } => list(json),
         Sub::List { all: true, json } => list_all(json),
         Sub::Exec { ns, cmd } => exec(&ns, &cmd),
@@ -178,7 +189,10 @@ fn del_name(arg: &str) -> anyhow::Result<String> {
     }
 }
 
-fn del(args: &[String], json: bool) -> anyhow::Result<ExitCode> {
+/// How long `del` waits for the veth peers of a destroyed namespace to go.
+const DEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn del(args: &[String], json: bool, no_wait: bool) -> anyhow::Result<ExitCode> {
     // Check every name first: a bad or missing one deletes nothing.
     let mut names = Vec::new();
     for arg in args {
@@ -192,7 +206,11 @@ fn del(args: &[String], json: bool) -> anyhow::Result<ExitCode> {
     }
     let mut reports = Vec::new();
     for name in &names {
-        reports.push(nsring_netns::del(name)?);
+        reports.push(if no_wait {
+            nsring_netns::del(name)?
+        } else {
+            nsring_netns::del_and_wait(name, DEL_WAIT)?
+        });
     }
     let mut out = Out::new();
     if json {
@@ -203,6 +221,18 @@ fn del(args: &[String], json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
+    let remaining: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.remaining.is_empty())
+        .map(|r| format!("{}: {}", r.name, r.remaining.join(", ")))
+        .collect();
+    if !remaining.is_empty() {
+        anyhow::bail!(
+            "deleted, but after {} s these veth peers are still there: {}",
+            DEL_WAIT.as_secs(),
+            remaining.join("; ")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -275,7 +305,11 @@ fn list(json: bool) -> anyhow::Result<ExitCode> {
 const MAX_SHOWN: usize = 6;
 
 fn list_all(json: bool) -> anyhow::Result<ExitCode> {
-    let all = nsring_netns::list_all()?;
+    let found = nsring_netns::discover(nsring_netns::DiscoverOptions { runtimes: true })?;
+    for note in &found.notes {
+        eprintln!("nsring: note: {note}");
+    }
+    let all = found.namespaces;
     let mut out = Out::new();
     if json {
         json_lines(&mut out, &all)?;
@@ -292,6 +326,7 @@ fn write_table(out: &mut impl Write, all: &[NsInfo]) -> std::io::Result<()> {
         .map(|i| {
             let mut n: Vec<String> = i.names.clone();
             n.extend(i.mounts.iter().map(|m| m.display().to_string()));
+            n.extend(i.containers.iter().map(|c| c.label()));
             if n.is_empty() {
                 "-".to_owned()
             } else {
@@ -390,6 +425,7 @@ mod tests {
             ],
             links_unknown: false,
             initial: false,
+            remaining: vec![],
         }
     }
 
@@ -437,6 +473,7 @@ mod tests {
                 .collect(),
             initial,
             current: initial,
+            containers: vec![],
         };
         let mut buf = Vec::new();
         write_table(

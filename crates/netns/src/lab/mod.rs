@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::{NETNS_RUN_DIR, NetNs, link};
 
+pub mod podman;
+
 /// Labs made by this process, for unique names.
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
