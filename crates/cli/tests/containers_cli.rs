@@ -187,7 +187,7 @@ fn podman_containers_by_name() {
         &lab,
         &["count", "-i", &format!("{missing}/eth0")],
         2,
-        "neither a named namespace nor a running container",
+        "does not exist",
     );
     fails(
         &[],

@@ -172,12 +172,10 @@ impl NetNs {
         }
         match nsring_containers::find_any(name) {
             Ok(c) => Self::open_container(c),
-            // No runtime here to ask: the old message, a missing namespace.
-            Err(nsring_containers::Error::NotFound { searched, .. }) if searched.is_empty() => {
-                Err(Error::NotFound {
-                    spec: name.to_owned(),
-                })
-            }
+            // No runtime has it either: a missing namespace, as always.
+            Err(nsring_containers::Error::NotFound { .. }) => Err(Error::NotFound {
+                spec: name.to_owned(),
+            }),
             Err(e) => Err(e.into()),
         }
     }
