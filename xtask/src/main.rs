@@ -62,6 +62,9 @@ const TEST_PKGS: &[&str] = &[
     "uidmap",
     "containerd",
     "tar",
+    // nsring mount: fusermount3 and /etc/fuse.conf (fuser mounts without libfuse, so
+    // libfuse3-dev is not needed to build)
+    "fuse3",
 ];
 pub const BENCH_PKGS: &[&str] = &[
     "libpcap-dev",
@@ -254,9 +257,11 @@ fn test(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether a lab resource's name (`netns:nsrt-<pid>-...`) names a process that still runs.
+/// Whether a lab resource's name (`netns:nsrt-<pid>-...`, `mount:/tmp/nsrt-<pid>-...`) names
+/// a process that still runs.
 fn creator_alive(resource: &str) -> bool {
     let name = resource.split_once(':').map_or(resource, |(_, n)| n);
+    let name = name.rsplit('/').next().unwrap_or(name);
     // `nsrt-<pid>-...` (the test lab) or `nsrt-demo<pid>-...` (`nsring demo`)
     name.strip_prefix("nsrt-")
         .and_then(|rest| rest.split('-').next())
@@ -274,9 +279,19 @@ fn test_package() -> Result<(), String> {
     package_test::run(&root().join("target/debug/nsring"))
 }
 
-/// Lab namespaces, their mounts and lab interfaces of the initial namespace that exist now.
+/// Lab namespaces, their mounts, lab interfaces of the initial namespace and nsring FUSE
+/// mounts on lab directories that exist now.
 fn leftovers() -> Vec<String> {
     let mut out = Vec::new();
+    if let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") {
+        for line in table.lines() {
+            let point = line.split(' ').nth(4).unwrap_or("");
+            let source = line.split(" - ").nth(1).and_then(|r| r.split(' ').nth(1));
+            if source == Some("nsring") && point.contains("nsrt") {
+                out.push(format!("mount:{point}"));
+            }
+        }
+    }
     if let Ok(dir) = std::fs::read_dir("/run/netns") {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();

@@ -65,6 +65,8 @@ enum Command {
     Devs(cmd::devs::Args),
     /// The per-namespace view: summary, interfaces and every packet socket (/proc/net/pf_ring).
     Ls(cmd::ls::Args),
+    /// Serve the per-namespace view as files, like /proc/net/pf_ring (each reader sees its own namespace).
+    Mount(cmd::mount::Args),
     /// Run the seed's walkthrough on a built-in lab: namespaces, a veth pair, capture, cleanup.
     Demo(cmd::demo::Args),
     /// Print the shell completion script for bash, zsh or fish.
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
         Command::Ls(args) => cmd::ls::run(args),
         Command::Completions(args) => cmd::completions::run(args),
         Command::Man(args) => cmd::man::run(args, Cli::command()),
+        Command::Mount(args) => cmd::mount::run(args),
     };
     match result {
         Ok(code) => code,

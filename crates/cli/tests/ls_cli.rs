@@ -534,10 +534,10 @@ fn an_interface_moved_into_a_namespace_moves_in_the_views() {
     assert!(names(&["ls", "dev", "--netns", &na]).contains(&host));
     let one = ok(&["ls", "dev", &host, "--netns", &na]);
     assert!(
-        one.contains(&format!("Name                   : {host}")),
+        one.contains(&format!("Name:              {host}\n")),
         "{one}"
     );
-    assert!(one.contains("Type                   : veth"), "{one}");
+    assert!(one.contains("Family:            veth\n"), "{one}");
 }
 
 #[test]

@@ -8,7 +8,10 @@
 //! - [`record`]: nsring's own sockets, recorded by their owners under
 //!   `/run/nsring/<netns-inode>/<pid>-<ifname>.<id>` with live counters in a mapped page;
 //! - [`view`]: one namespace's view put together (interfaces, the kernel's packet sockets,
-//!   our records joined to them by socket inode), as `nsring ls` shows it.
+//!   our records joined to them by socket inode), as `nsring ls` shows it;
+//! - [`text`]: the view as PF_RING's `/proc/net/pf_ring` files word it, and [`tree`]: the
+//!   view as that file tree (`info`, `dev/<ifname>/info`, one file per socket, `stats/`),
+//!   which `nsring mount` serves.
 //!
 //! It must not open capture sockets (that is the `nsring-capture` crate) and never runs `ip`.
 //! Its only unsafe code is the record's shared counter page and one `getsockopt`, in
@@ -21,6 +24,8 @@ pub mod fuzzing;
 pub mod owners;
 pub mod record;
 mod sys;
+pub mod text;
+pub mod tree;
 pub mod view;
 
 pub use diag::{PacketSocket, packet_sockets};

@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 l.name,
                 l.index,
                 l.mac.as_deref().unwrap_or("-"),
-                kind_name(l),
+                nsring_registry::text::kind_name(l),
                 if l.admin_up { &l.oper_state } else { "down" },
                 l.mtu,
                 format!("{}/{}", l.num_rx_queues, l.num_tx_queues),
@@ -60,14 +60,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The driver kind, or a name for the link type when there is none.
-pub fn kind_name(l: &nsring_netns::link::Link) -> &str {
-    match (&l.kind, l.link_type) {
-        (Some(k), _) => k,
-        (None, 772) => "loopback",
-        (None, 1) => "ether",
-        (None, _) => "other",
-    }
 }

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use nsring_netns::{NetNs, NsSpec};
-use nsring_registry::record::{self, RunDir, SocketMode};
+use nsring_registry::record::{RunDir, SocketMode};
+use nsring_registry::text;
 use nsring_registry::view::{Device, NamespaceView, NsId, SocketEntry};
 use serde_json::json;
 
@@ -236,7 +237,7 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
                 v.find_socket(key).map(|s| {
                     (
                         json!({"namespace": v.namespace, "socket": s}),
-                        socket_info(s, &v.namespace),
+                        text::socket_info(s, &v.namespace),
                     )
                 })
             })?;
@@ -255,7 +256,7 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
                 v.find_device(name).map(|d| {
                     (
                         json!({"namespace": v.namespace, "device": d}),
-                        device_info(d, &v.namespace),
+                        text::device_info(d, &v.namespace),
                     )
                 })
             })?;
@@ -315,7 +316,7 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
                     if multi {
                         heading(out, &v.namespace)?;
                     }
-                    out.write_all(summary(v).as_bytes())?;
+                    out.write_all(text::summary(v, &ring_defaults()).as_bytes())?;
                     writeln!(out, "\nDevices")?;
                     out.write_all(devices_table(&v.devices).as_bytes())?;
                     writeln!(out, "\nSockets")?;
@@ -423,15 +424,6 @@ fn chain(e: &dyn std::error::Error) -> String {
 // Formatting
 // ---------------------------------------------------------------------------------------
 
-/// `Key : Value` lines with the keys padded like PF_RING's /proc files.
-fn kv(lines: &[(&str, String)]) -> String {
-    let mut s = String::new();
-    for (k, v) in lines {
-        let _ = writeln!(s, "{k:<22} : {v}");
-    }
-    s
-}
-
 /// A table: left-aligned columns, except those whose header starts with '>' (numbers).
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let right: Vec<bool> = headers.iter().map(|h| h.starts_with('>')).collect();
@@ -470,47 +462,20 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     s
 }
 
-fn summary(v: &NamespaceView) -> String {
+/// The capture engine's default ring, for the summary.
+pub fn ring_defaults() -> String {
     let g = nsring_capture::RingGeometry::default();
-    kv(&[
-        ("Namespace", ns_text(&v.namespace)),
-        ("Version", format!("nsring {}", env!("CARGO_PKG_VERSION"))),
-        ("Backend", "tpacket_v3 (AF_PACKET, no kernel module)".into()),
-        (
-            "Ring defaults",
-            format!(
-                "{} blocks x {} KiB = {} MiB, block timeout {} ms",
-                g.block_count,
-                g.block_size >> 10,
-                g.total_bytes() >> 20,
-                g.block_timeout_ms
-            ),
-        ),
-        ("nsring sockets", v.ours().to_string()),
-        (
-            "Packet sockets",
-            v.kernel_sockets
-                .map_or("? (packet_diag unavailable)".into(), |n| n.to_string()),
-        ),
-        ("Interfaces", v.devices.len().to_string()),
-    ])
-}
-
-fn ns_text(ns: &NsId) -> String {
-    let mut s = format!("{} (inode {}", ns.label, ns.inode);
-    if let Some(c) = ns.cookie {
-        let _ = write!(s, ", cookie {c}");
-    }
-    s.push(')');
-    s
-}
-
-fn kind_name(l: &nsring_netns::link::Link) -> &str {
-    crate::cmd::devs::kind_name(l)
+    format!(
+        "{} blocks x {} KiB = {} MiB, block timeout {} ms",
+        g.block_count,
+        g.block_size >> 10,
+        g.total_bytes() >> 20,
+        g.block_timeout_ms
+    )
 }
 
 fn state(l: &nsring_netns::link::Link) -> &str {
-    if l.admin_up { &l.oper_state } else { "down" }
+    text::state(l)
 }
 
 fn devices_table(devs: &[Device]) -> String {
@@ -522,7 +487,7 @@ fn devices_table(devs: &[Device]) -> String {
                 l.name.clone(),
                 l.index.to_string(),
                 l.mac.clone().unwrap_or_else(|| "-".into()),
-                kind_name(l).to_owned(),
+                text::kind_name(l).to_owned(),
                 state(l).to_owned(),
                 l.promiscuity.to_string(),
                 format!("{}/{}", l.num_rx_queues, l.num_tx_queues),
@@ -536,36 +501,6 @@ fn devices_table(devs: &[Device]) -> String {
         ],
         &rows,
     )
-}
-
-fn device_info(d: &Device, ns: &NsId) -> String {
-    let l = &d.link;
-    let mut lines = vec![
-        ("Name", l.name.clone()),
-        ("Index", l.index.to_string()),
-        ("Address", l.mac.clone().unwrap_or_else(|| "-".into())),
-        ("Type", kind_name(l).to_owned()),
-        ("Link Type", format!("{} (ARPHRD)", l.link_type)),
-        ("State", state(l).to_owned()),
-        ("MTU", l.mtu.to_string()),
-        ("Promiscuity", l.promiscuity.to_string()),
-        ("RX Queues", l.num_rx_queues.to_string()),
-        ("TX Queues", l.num_tx_queues.to_string()),
-        ("# Bound Sockets", d.sockets.to_string()),
-        ("Namespace", ns_text(ns)),
-    ];
-    if let Some(p) = &l.peer {
-        let name = p.name.clone().unwrap_or_else(|| format!("if#{}", p.index));
-        let ns = p.netns.clone().unwrap_or_else(|| match p.netns_id {
-            Some(id) => format!("netns id {id}"),
-            None => "same namespace".into(),
-        });
-        lines.push(("Peer", format!("{name} in {ns}")));
-    }
-    if let Some(m) = l.master {
-        lines.push(("Master", format!("if#{m}")));
-    }
-    kv(&lines)
 }
 
 fn count(n: u64) -> String {
@@ -684,156 +619,6 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-/// "12.3 s ago" from a Unix time in ns.
-fn ago(unix_ns: u64) -> String {
-    let now = record::unix_ns_now();
-    if unix_ns == 0 {
-        return "-".into();
-    }
-    let secs = now.saturating_sub(unix_ns) as f64 / 1e9;
-    format!(
-        "{}.{:03} ({secs:.1} s ago)",
-        unix_ns / 1_000_000_000,
-        (unix_ns / 1_000_000) % 1000
-    )
-}
-
-fn socket_info(s: &SocketEntry, ns: &NsId) -> String {
-    let mut lines: Vec<(&str, String)> = Vec::new();
-    if let Some(r) = &s.record {
-        let i = &r.info;
-        let rx = i.mode != SocketMode::Tx;
-        let tx = i.mode != SocketMode::Rx;
-        lines.extend([
-            ("Record", r.name.clone()),
-            ("Bound Device(s)", s.ifname()),
-            ("Active", "1".into()),
-            ("Appl. Name", i.app_name.clone()),
-            ("PID", r.header.pid.to_string()),
-            ("Socket Mode", i.mode.to_string()),
-        ]);
-        if rx {
-            lines.extend([
-                ("Capture Direction", i.direction.clone()),
-                ("Snaplen", i.snaplen.to_string()),
-                (
-                    "Promiscuous",
-                    if i.promiscuous { "yes" } else { "no" }.into(),
-                ),
-                (
-                    "BPF Filter",
-                    i.filter.clone().unwrap_or_else(|| "none".into()),
-                ),
-                (
-                    "Cluster",
-                    i.cluster
-                        .as_ref()
-                        .map_or("none".into(), |c| format!("{} ({})", c.id, c.kind)),
-                ),
-            ]);
-        }
-        lines.push(("Backend", i.backend.clone()));
-        if let Some(g) = i.ring {
-            let timeout = if rx {
-                format!(", block timeout {} ms", g.block_timeout_ms)
-            } else {
-                String::new()
-            };
-            lines.push((
-                "Ring",
-                format!(
-                    "{} blocks x {} KiB, frame {}{timeout}",
-                    g.block_count,
-                    g.block_size >> 10,
-                    g.frame_size,
-                ),
-            ));
-            lines.push(("Tot Memory", g.memory_bytes.to_string()));
-        }
-        let c = &r.counters;
-        lines.push(("Start Time", ago(i.started_unix_ns)));
-        if rx {
-            lines.extend([
-                ("Tot Packets", c.packets.to_string()),
-                ("Tot Bytes", c.bytes.to_string()),
-                ("Tot Pkt Lost", c.drops.to_string()),
-                ("Ring Freezes", c.freezes.to_string()),
-                ("Kernel Packets", c.kernel_packets.to_string()),
-                ("Blocks", c.blocks.to_string()),
-            ]);
-        }
-        if tx {
-            // PF_RING's wording for the transmit counters
-            lines.extend([
-                ("TX: Send Ok", c.sent.to_string()),
-                ("TX: Send Errors", c.send_errors.to_string()),
-            ]);
-            if !rx {
-                lines.push(("Tot Bytes", c.bytes.to_string()));
-            }
-        }
-        lines.extend([
-            ("Last Update", ago(c.updated_unix_ns)),
-            ("Opened As", format!("{} (nsring {})", i.netns, i.version)),
-        ]);
-    }
-    lines.push(("Socket Inode", s.inode.to_string()));
-    if let Some(k) = &s.kernel {
-        if s.record.is_none() {
-            lines.push(("Bound Device(s)", s.ifname()));
-        }
-        lines.extend([
-            ("Owner(s)", k.owners_text()),
-            ("Type", format!("{} protocol {}", k.sock_type, k.protocol)),
-            (
-                "TPACKET",
-                format!(
-                    "{}{}",
-                    k.version.map_or("none".into(), |v| v.to_string()),
-                    if k.running { ", running" } else { "" }
-                ),
-            ),
-            (
-                "RX Ring (kernel)",
-                k.rx_ring.map_or("none".into(), |r| {
-                    format!(
-                        "{} blocks x {} KiB ({} bytes)",
-                        r.block_nr,
-                        r.block_size >> 10,
-                        r.bytes()
-                    )
-                }),
-            ),
-            (
-                "TX Ring (kernel)",
-                k.tx_ring.map_or("none".into(), |r| {
-                    format!(
-                        "{} blocks x {} KiB ({} bytes)",
-                        r.block_nr,
-                        r.block_size >> 10,
-                        r.bytes()
-                    )
-                }),
-            ),
-            (
-                "Fanout (kernel)",
-                k.fanout
-                    .map_or("none".into(), |f| format!("{} ({})", f.id, f.kind)),
-            ),
-            ("Filter (kernel)", k.filter.to_string()),
-            ("UID", k.uid.map_or("?".into(), |u| u.to_string())),
-            (
-                "Socket Drops",
-                k.memory
-                    .and_then(|m| m.drops)
-                    .map_or("?".into(), |d| d.to_string()),
-            ),
-        ]);
-    }
-    lines.push(("Namespace", ns_text(ns)));
-    kv(&lines)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -851,11 +636,7 @@ mod tests {
     }
 
     #[test]
-    fn key_value_blocks() {
-        assert_eq!(
-            kv(&[("Tot Packets", "5".into())]),
-            "Tot Packets            : 5\n"
-        );
+    fn shortened_cells() {
         assert_eq!(shorten("abcdef", 4), "abc…");
         assert_eq!(shorten("abc", 4), "abc");
     }

@@ -10,5 +10,6 @@ pub mod dump;
 pub mod link;
 pub mod ls;
 pub mod man;
+pub mod mount;
 pub mod netns;
 pub mod send;
