@@ -39,7 +39,9 @@ pub trait Source: Send + Sync + 'static {
 /// The registry's view of the caller's namespace.
 #[derive(Debug)]
 pub struct RegistrySource {
+    /// Where nsring's records are.
     pub run: RunDir,
+    /// The capture engine's default ring, for `info`.
     pub ring_defaults: String,
 }
 
@@ -188,6 +190,7 @@ pub struct ViewFs<S> {
 }
 
 impl<S: Source> ViewFs<S> {
+    /// A file system answering from `source`.
     pub fn new(source: S) -> ViewFs<S> {
         ViewFs {
             source,

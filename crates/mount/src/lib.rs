@@ -9,6 +9,7 @@
 //!
 //! It must not open capture sockets and never changes anything it shows.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,43 +25,66 @@ pub use point::Prepared;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The mount point does not exist.
     #[error("mount point {} does not exist: create it first (mkdir -p {})", .0.display(), .0.display())]
     Missing(PathBuf),
+    /// The mount point is a file.
     #[error("mount point {} is not a directory", .0.display())]
     NotDir(PathBuf),
+    /// Something is mounted on the mount point already.
     #[error("mount point {} is in use: {what} is mounted there; unmount it or choose another directory", path.display())]
-    InUse { path: PathBuf, what: String },
+    InUse {
+        /// The mount point.
+        path: PathBuf,
+        /// What is mounted there.
+        what: String,
+    },
+    /// `allow_other` asked for without root or `user_allow_other`.
     #[error(
         "other users can read the mount only with allow_other, which needs root or \
          'user_allow_other' in /etc/fuse.conf: add it, or mount with --private"
     )]
     AllowOtherNotPermitted,
+    /// `/proc/self/mountinfo` could not be read.
     #[error("cannot read the mount table (/proc/self/mountinfo)")]
     MountTable {
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The mount point could not be looked at.
     #[error("cannot inspect {}", path.display())]
     Inspect {
+        /// The path.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A dead nsring mount could not be unmounted.
     #[error("cannot clear the dead nsring mount at {}", path.display())]
     ClearStale {
+        /// The mount point.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// FUSE refused the mount.
     #[error("cannot mount the view at {} (FUSE: is /dev/fuse there? fuse3 installed?)", path.display())]
     Mount {
+        /// The mount point.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The mount could not be taken down.
     #[error("cannot unmount {}", path.display())]
     Unmount {
+        /// The mount point.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },

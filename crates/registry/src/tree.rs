@@ -21,7 +21,9 @@ use crate::view::{NamespaceView, SocketEntry};
 /// A directory or a file with its contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
+    /// A directory; its entries are the paths below it.
     Dir,
+    /// A file and its whole text.
     File(String),
 }
 
