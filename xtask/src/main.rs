@@ -262,10 +262,11 @@ fn test(args: &[String]) -> Result<(), String> {
 fn creator_alive(resource: &str) -> bool {
     let name = resource.split_once(':').map_or(resource, |(_, n)| n);
     let name = name.rsplit('/').next().unwrap_or(name);
-    // `nsrt-<pid>-...` (the test lab) or `nsrt-demo<pid>-...` (`nsring demo`)
+    // `nsrt-<pid>-...` (the test lab)
     name.strip_prefix("nsrt-")
         .and_then(|rest| rest.split('-').next())
-        .map(|pid| pid.trim_start_matches("demo"))
+        // `nsrt-demo<pid>-...` (`nsring demo`), `nsrt-b<pid>-...` (`cargo xtask bench`)
+        .map(|pid| pid.trim_start_matches("demo").trim_start_matches('b'))
         .and_then(|pid| pid.parse::<u32>().ok())
         .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
