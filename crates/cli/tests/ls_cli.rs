@@ -241,14 +241,72 @@ fn tcpdump_shows_as_a_foreign_socket_with_its_owner() {
         .expect("tcpdump's socket");
     assert_eq!(theirs["ours"], false);
     assert_eq!(theirs["kernel"]["ifname"], "eth1");
+    // its counts are tcpdump's alone to know (a ring's drops are not told): null, not 0
+    assert!(
+        theirs["packets"].is_null() && theirs["drops"].is_null(),
+        "{theirs}"
+    );
     let text = ok(&["ls", "sockets", "--netns", &na]);
-    assert!(text.contains(&format!("tcpdump[{}]", td.pid())), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains(&format!("tcpdump[{}]", td.pid())))
+        .unwrap_or_else(|| panic!("{text}"));
+    // PACKETS, BYTES, DROPS/ERRS and RECORD are all '-'
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[cols.len() - 4..], ["-", "-", "-", "-"], "{row}");
     let inode = theirs["inode"].to_string();
     let one = ok(&["ls", "sockets", &inode, "--netns", &na]);
     assert!(
         one.contains(&format!("Owner(s)               : tcpdump[{}]", td.pid())),
         "{one}"
     );
+}
+
+/// Another process's packet socket without a ring: every drop is in its `sk_drops`, so
+/// `ls` knows them exactly (frames sent minus frames the socket still holds).
+#[test]
+fn a_ringless_foreign_sockets_drops_are_known_exactly() {
+    use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType};
+    let (lab, a, b) = pair("lsringless");
+    let nb = lab.ns_name("b");
+    let sock = b
+        .run(|| {
+            let s = socket::socket(
+                AddressFamily::Packet,
+                SockType::Raw,
+                SockFlag::SOCK_NONBLOCK,
+                SockProtocol::EthAll,
+            )
+            .unwrap();
+            // the smallest buffer the kernel allows: a few frames fit, the rest are dropped
+            socket::setsockopt(&s, socket::sockopt::RcvBuf, &1).unwrap();
+            s
+        })
+        .unwrap();
+    send(&a, 200);
+    let mut held = 0u64;
+    let mut buf = [0u8; 2048];
+    while socket::recv(
+        std::os::fd::AsRawFd::as_raw_fd(&sock),
+        &mut buf,
+        MsgFlags::empty(),
+    )
+    .is_ok()
+    {
+        held += 1;
+    }
+    assert!((1..200).contains(&held), "{held} frames held");
+    let socks = sockets(&nb);
+    let mine = socks
+        .iter()
+        .find(|s| {
+            s["kernel"]["owners"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|o| o["pid"] == std::process::id()))
+        })
+        .expect("the test's socket");
+    assert_eq!(mine["drops"], 200 - held, "{mine}");
+    assert!(mine["packets"].is_null(), "{mine}");
 }
 
 #[test]

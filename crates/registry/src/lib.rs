@@ -11,7 +11,10 @@
 //!   our records joined to them by socket inode), as `nsring ls` shows it;
 //! - [`text`]: the view as PF_RING's `/proc/net/pf_ring` files word it, and [`tree`]: the
 //!   view as that file tree (`info`, `dev/<ifname>/info`, one file per socket, `stats/`),
-//!   which `nsring mount` serves.
+//!   which `nsring mount` serves;
+//! - [`host`]: every namespace of the host at once: found and labelled, the interfaces a
+//!   capture can bind in each (the Wireshark extcap list), their views with one `/proc`
+//!   scan for all (the Prometheus exporter).
 //!
 //! It must not open capture sockets (that is the `nsring-capture` crate) and never runs `ip`.
 //! Its only unsafe code is the record's shared counter page and one `getsockopt`, in
@@ -21,6 +24,7 @@
 
 pub mod diag;
 pub mod fuzzing;
+pub mod host;
 pub mod owners;
 pub mod record;
 mod sys;
@@ -31,4 +35,4 @@ pub mod view;
 pub use diag::{PacketSocket, packet_sockets};
 pub use owners::Owner;
 pub use record::{Counter, Counters, Record, RecordInfo, RecordView, RunDir};
-pub use view::{NamespaceView, SocketEntry, namespace_view};
+pub use view::{NamespaceView, SocketEntry, ViewOptions, namespace_view, namespace_view_with};

@@ -145,6 +145,25 @@ pub fn device_info(d: &Device, ns: &NsId) -> String {
     if let Some(m) = l.master {
         lines.push(("Master", format!("if#{m}")));
     }
+    if let Some(st) = &l.stats {
+        // the kernel's interface counters, as `ip -s link` shows them
+        lines.extend([
+            (
+                "RX",
+                format!(
+                    "{} packets, {} bytes, {} dropped, {} errors",
+                    st.rx_packets, st.rx_bytes, st.rx_dropped, st.rx_errors
+                ),
+            ),
+            (
+                "TX",
+                format!(
+                    "{} packets, {} bytes, {} dropped, {} errors",
+                    st.tx_packets, st.tx_bytes, st.tx_dropped, st.tx_errors
+                ),
+            ),
+        ]);
+    }
     colon_kv(&lines)
 }
 
@@ -293,13 +312,18 @@ pub fn socket_info(s: &SocketEntry, ns: &NsId) -> String {
             ),
             ("Filter (kernel)", k.filter.to_string()),
             ("UID", k.uid.map_or("?".into(), |u| u.to_string())),
-            (
-                "Socket Drops",
-                k.memory
-                    .and_then(|m| m.drops)
-                    .map_or("?".into(), |d| d.to_string()),
-            ),
         ]);
+        if s.record.is_none() {
+            // the kernel tells another process's drops only for a socket without a ring
+            lines.push(("Tot Packets", "unknown (the kernel does not tell)".into()));
+            lines.push((
+                "Tot Pkt Lost",
+                s.drops
+                    .map_or("unknown (a ring's drops are not told)".into(), |d| {
+                        d.to_string()
+                    }),
+            ));
+        }
     }
     lines.push(("Namespace", ns_text(ns)));
     kv(&lines)

@@ -12,6 +12,7 @@ use nsring_netns::link::Link;
 use serde::Serialize;
 
 use crate::diag::{self, PacketSocket};
+use crate::owners::{self, SocketOwners};
 use crate::record::{self, RecordView, RunDir};
 
 /// Which namespace a view is of.
@@ -49,9 +50,47 @@ pub struct SocketEntry {
     pub record: Option<RecordView>,
     /// What the kernel says about it.
     pub kernel: Option<PacketSocket>,
+    /// Packets it received, where known: ours from the record; `None` for another
+    /// process's socket, whose count the kernel does not tell (packet_diag has none).
+    pub packets: Option<u64>,
+    /// Packets the kernel dropped for it, where known: ours from the record; another
+    /// process's only when it has no ring, where every drop lands in the socket's
+    /// `sk_drops`. A full ring's drops are counted where nobody else can read them, so for
+    /// another process's ring socket (tcpdump's) this is `None`, never a 0 that means
+    /// "unknown".
+    pub drops: Option<u64>,
 }
 
 impl SocketEntry {
+    /// Ours: with our record (and the kernel's entry, if it has one yet).
+    pub fn ours(record: RecordView, kernel: Option<PacketSocket>) -> SocketEntry {
+        SocketEntry {
+            inode: record.header.socket_inode,
+            ours: true,
+            packets: Some(record.counters.packets),
+            drops: Some(record.counters.drops),
+            record: Some(record),
+            kernel,
+        }
+    }
+
+    /// Another process's socket, as the kernel reports it.
+    pub fn other(k: PacketSocket) -> SocketEntry {
+        let ringless = k.info.is_some() && k.rx_ring.is_none();
+        SocketEntry {
+            inode: k.inode,
+            ours: false,
+            record: None,
+            packets: None,
+            drops: k
+                .memory
+                .and_then(|m| m.drops)
+                .filter(|_| ringless)
+                .map(u64::from),
+            kernel: Some(k),
+        }
+    }
+
     /// `app[pid]` for ours, the owners from /proc (`tcpdump[4242]`) for others, `-` if
     /// unknown.
     pub fn owner_text(&self) -> String {
@@ -140,9 +179,44 @@ pub enum Error {
     },
 }
 
+/// How [`namespace_view_with`] builds a view.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewOptions<'a> {
+    /// Look up each veth's peer (its name and namespace): one more netlink exchange per
+    /// peer namespace. `ls` shows peers; the exporter does not need them.
+    pub peers: bool,
+    /// The socket owners from one scan of `/proc`, shared by the views of many namespaces;
+    /// `None` scans for this view alone.
+    pub owners: Option<&'a SocketOwners>,
+}
+
+impl Default for ViewOptions<'_> {
+    fn default() -> Self {
+        ViewOptions {
+            peers: true,
+            owners: None,
+        }
+    }
+}
+
 /// Builds the view of `ns`, named `label` in the output, with the records of `run`.
 pub fn namespace_view(ns: &NetNs, label: &str, run: &RunDir) -> Result<NamespaceView, Error> {
-    let links = nsring_netns::link::list(ns).map_err(|source| Error::Links {
+    namespace_view_with(ns, label, run, &ViewOptions::default())
+}
+
+/// [`namespace_view`] with [`ViewOptions`].
+pub fn namespace_view_with(
+    ns: &NetNs,
+    label: &str,
+    run: &RunDir,
+    opts: &ViewOptions<'_>,
+) -> Result<NamespaceView, Error> {
+    let links = if opts.peers {
+        nsring_netns::link::list(ns)
+    } else {
+        nsring_netns::link::list_plain(ns)
+    }
+    .map_err(|source| Error::Links {
         label: label.to_owned(),
         source,
     })?;
@@ -157,7 +231,7 @@ pub fn namespace_view(ns: &NetNs, label: &str, run: &RunDir) -> Result<Namespace
             None
         }
     };
-    let kernel = match diag::packet_sockets(ns) {
+    let kernel = match kernel_sockets(ns, &links, opts.owners) {
         Ok(k) => Some(k),
         Err(e) => {
             problems.push(format!(
@@ -186,20 +260,10 @@ pub fn namespace_view(ns: &NetNs, label: &str, run: &RunDir) -> Result<Namespace
     let mut records = scan.records;
     records.sort_by(|a, b| a.name.cmp(&b.name));
     for r in records {
-        let inode = r.header.socket_inode;
-        sockets.push(SocketEntry {
-            inode,
-            ours: true,
-            kernel: by_inode.remove(&inode),
-            record: Some(r),
-        });
+        let kernel = by_inode.remove(&r.header.socket_inode);
+        sockets.push(SocketEntry::ours(r, kernel));
     }
-    sockets.extend(by_inode.into_values().map(|k| SocketEntry {
-        inode: k.inode,
-        ours: false,
-        record: None,
-        kernel: Some(k),
-    }));
+    sockets.extend(by_inode.into_values().map(SocketEntry::other));
 
     let devices = links
         .into_iter()
@@ -223,8 +287,35 @@ pub fn namespace_view(ns: &NetNs, label: &str, run: &RunDir) -> Result<Namespace
     })
 }
 
+/// The kernel's packet sockets of `ns`, their interfaces named from `links` (the
+/// namespace's own list, so no second trip into it) and their owners from `owners` (or a
+/// scan of `/proc` of its own).
+fn kernel_sockets(
+    ns: &NetNs,
+    links: &[Link],
+    owners: Option<&SocketOwners>,
+) -> Result<Vec<PacketSocket>, diag::Error> {
+    let msgs = diag::dump(ns, diag::PACKET_SHOW_ALL)?;
+    let scanned;
+    let owners = match owners {
+        Some(o) => o,
+        None if msgs.is_empty() => &SocketOwners::default(),
+        None => {
+            scanned = owners::scan()?;
+            &scanned
+        }
+    };
+    let name = |i: u32| links.iter().find(|l| l.index == i).map(|l| l.name.clone());
+    let mut out: Vec<PacketSocket> = msgs
+        .iter()
+        .map(|m| PacketSocket::from_diag(m, name, owners))
+        .collect();
+    out.sort_by_key(|s| s.inode);
+    Ok(out)
+}
+
 /// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -496,6 +496,7 @@ mod tests {
             num_tx_queues: 1,
             peer,
             master: None,
+            stats: None,
         }
     }
 

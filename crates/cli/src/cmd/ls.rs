@@ -164,34 +164,10 @@ fn targets(args: &Args) -> anyhow::Result<Vec<(String, NetNs)>> {
         };
         return Ok(vec![(label, ns)]);
     }
-    let mut found = Vec::new();
-    for info in nsring_netns::list_all()? {
-        let mut specs: Vec<NsSpec> = info.names.iter().cloned().map(NsSpec::Name).collect();
-        specs.extend(info.mounts.iter().cloned().map(NsSpec::Path));
-        specs.extend(info.holders.iter().map(|h| match h.tid {
-            Some(tid) => NsSpec::Path(format!("/proc/{}/task/{tid}/ns/net", h.pid).into()),
-            None => NsSpec::Pid(h.pid),
-        }));
-        let Some(ns) = specs.iter().find_map(|s| NetNs::open(s).ok()) else {
-            continue; // gone since it was found
-        };
-        if ns.inode() != info.inode {
-            continue; // the process moved on; it will be found under its new namespace
-        }
-        let label = if !info.names.is_empty() {
-            info.names.join(",")
-        } else if info.initial {
-            "(initial)".into()
-        } else if let Some(h) = info.holders.first() {
-            format!("pid:{}", h.pid)
-        } else if let Some(m) = info.mounts.first() {
-            m.display().to_string()
-        } else {
-            format!("inode {}", info.inode)
-        };
-        found.push((label, ns));
-    }
-    Ok(found)
+    Ok(nsring_registry::host::namespaces()?
+        .into_iter()
+        .map(|h| (h.label, h.ns))
+        .collect())
 }
 
 /// One refresh: every namespace's view, printed.
@@ -384,12 +360,7 @@ fn orphan_view(run: &RunDir, inode: u64) -> NamespaceView {
     let sockets: Vec<SocketEntry> = scan
         .records
         .into_iter()
-        .map(|r| SocketEntry {
-            inode: r.header.socket_inode,
-            ours: true,
-            record: Some(r),
-            kernel: None,
-        })
+        .map(|r| SocketEntry::ours(r, None))
         .collect();
     NamespaceView {
         namespace: NsId {
@@ -507,6 +478,11 @@ fn count(n: u64) -> String {
     n.to_string()
 }
 
+/// A count where known, `-` where nobody can know it (never a 0 that means "unknown").
+fn known(n: Option<u64>) -> String {
+    n.map_or_else(|| "-".into(), count)
+}
+
 fn sockets_table(socks: &[SocketEntry]) -> String {
     let rows: Vec<Vec<String>> = socks
         .iter()
@@ -537,17 +513,16 @@ fn sockets_table(socks: &[SocketEntry]) -> String {
                     count(r.counters.drops),
                     r.name.clone(),
                 ),
+                // another process's: only what the kernel tells (no count, drops only
+                // without a ring), '-' for the rest
                 None => (
                     "-".into(),
                     s.kernel
                         .as_ref()
                         .map_or("-".into(), |k| k.filter.to_string()),
+                    known(s.packets),
                     "-".into(),
-                    "-".into(),
-                    s.kernel
-                        .as_ref()
-                        .and_then(|k| k.memory.and_then(|m| m.drops))
-                        .map_or("-".into(), |d| d.to_string()),
+                    known(s.drops),
                     "-".into(),
                 ),
             };

@@ -29,6 +29,9 @@ use serde::Serialize;
 
 use crate::{Error, NETNS_RUN_DIR, NetNs, NsSpec, Result};
 
+mod stats;
+pub use stats::LinkStats;
+
 /// The kernel's limit for an interface name, without the trailing NUL (`IFNAMSIZ - 1`).
 pub const IFNAME_MAX: usize = 15;
 
@@ -65,6 +68,8 @@ pub struct Link {
     pub peer: Option<Peer>,
     /// The index of the bridge or bond this interface is enslaved to.
     pub master: Option<u32>,
+    /// Its traffic counters (`None` if the kernel sent none).
+    pub stats: Option<LinkStats>,
 }
 
 /// The other end of a veth pair.
@@ -116,6 +121,27 @@ pub fn validate_ifname(name: &str) -> Result<()> {
 /// All interfaces of a namespace, by index, with veth peers resolved where possible.
 pub fn list(ns: &NetNs) -> Result<Vec<Link>> {
     let mut rtnl = Rtnl::open(ns)?;
+    let (mut links, raw) = dump(&mut rtnl, ns)?;
+    let names: HashMap<u32, String> = links.iter().map(|l| (l.index, l.name.clone())).collect();
+    let mut resolver = PeerResolver::new(ns);
+    for link in &mut links {
+        if let Some(p) = raw.get(&link.index) {
+            link.peer = Some(resolver.resolve(&mut rtnl, p, &names));
+        }
+    }
+    Ok(links)
+}
+
+/// All interfaces of a namespace, by index, with their counters, in one netlink dump:
+/// [`list`] without looking up veth peers (every `peer` is `None`), for callers that ask
+/// often and about many namespaces (the exporter, the extcap interface list).
+pub fn list_plain(ns: &NetNs) -> Result<Vec<Link>> {
+    let mut rtnl = Rtnl::open(ns)?;
+    Ok(dump(&mut rtnl, ns)?.0)
+}
+
+/// `RTM_GETLINK` dump: the links by index, and the raw peer of each veth by owner index.
+fn dump(rtnl: &mut Rtnl, ns: &NetNs) -> Result<(Vec<Link>, HashMap<u32, RawPeer>)> {
     let mut attempt = 0;
     let replies = loop {
         match rtnl.request(
@@ -143,14 +169,7 @@ pub fn list(ns: &NetNs) -> Result<Vec<Link>> {
         }
     }
     links.sort_by_key(|l| l.index);
-    let names: HashMap<u32, String> = links.iter().map(|l| (l.index, l.name.clone())).collect();
-    let mut resolver = PeerResolver::new(ns);
-    for link in &mut links {
-        if let Some(p) = raw.get(&link.index) {
-            link.peer = Some(resolver.resolve(&mut rtnl, p, &names));
-        }
-    }
-    Ok(links)
+    Ok((links, raw))
 }
 
 /// One interface by name. A missing one is [`Error::LinkNotFound`].
@@ -451,6 +470,7 @@ fn parse_link(msg: &LinkMessage) -> (Link, Option<RawPeer>) {
         num_tx_queues: 0,
         peer: None,
         master: None,
+        stats: None,
     };
     let mut peer_index = None;
     let mut peer_nsid = None;
@@ -466,6 +486,7 @@ fn parse_link(msg: &LinkMessage) -> (Link, Option<RawPeer>) {
             LinkAttribute::Controller(m) => link.master = Some(*m),
             LinkAttribute::Link(i) => peer_index = Some(*i),
             LinkAttribute::LinkNetNsId(id) => peer_nsid = Some(*id),
+            LinkAttribute::Stats64(st) => link.stats = Some(LinkStats::from(st)),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     if let LinkInfo::Kind(k) = info {
@@ -687,96 +708,4 @@ impl Rtnl {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use netlink_packet_core::{Emitable, Parseable};
-    use netlink_packet_route::link::{LinkHeader, LinkLayerType};
-
-    #[test]
-    fn ifname_rules() {
-        for ok in ["eth0", "veth-a", "a", "x".repeat(15).as_str(), "br.10"] {
-            validate_ifname(ok).unwrap();
-        }
-        for bad in ["", ".", "..", "a/b", "a:b", "a b", "a\tb", "a\0"] {
-            assert!(validate_ifname(bad).is_err(), "{bad:?} accepted");
-        }
-        let long = "x".repeat(16);
-        let err = validate_ifname(&long).unwrap_err().to_string();
-        assert!(err.contains("is longer than 15 bytes"), "{err}");
-        assert!(err.contains(&long), "{err}");
-    }
-
-    #[test]
-    fn mac_format() {
-        assert_eq!(
-            format_mac(&[0x02, 0xab, 0, 1, 0xff, 0x10]),
-            "02:ab:00:01:ff:10"
-        );
-    }
-
-    /// A veth as the kernel reports it when its peer is in another namespace: the message is
-    /// emitted to bytes and parsed back, then turned into a `Link`.
-    #[test]
-    fn veth_message_round_trip() {
-        let mut msg = LinkMessage::default();
-        msg.header = LinkHeader {
-            interface_family: AddressFamily::Unspec,
-            index: 25,
-            link_layer_type: LinkLayerType::Ether,
-            flags: LinkFlags::Up | LinkFlags::Broadcast | LinkFlags::LowerUp,
-            change_mask: LinkFlags::empty(),
-        };
-        msg.attributes = vec![
-            LinkAttribute::IfName("veth-a".into()),
-            LinkAttribute::Mtu(1500),
-            LinkAttribute::Address(vec![0x02, 0, 0, 0, 0, 0x01]),
-            LinkAttribute::OperState(State::LowerLayerDown),
-            LinkAttribute::Promiscuity(1),
-            LinkAttribute::NumRxQueues(2),
-            LinkAttribute::NumTxQueues(3),
-            LinkAttribute::Link(12),
-            LinkAttribute::LinkNetNsId(3),
-            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
-        ];
-        let mut buf = vec![0; msg.buffer_len()];
-        msg.emit(&mut buf);
-        let parsed = LinkMessage::parse(&buf[..]).unwrap();
-        let (link, peer) = parse_link(&parsed);
-        assert_eq!(link.index, 25);
-        assert_eq!(link.name, "veth-a");
-        assert_eq!(link.kind.as_deref(), Some("veth"));
-        assert_eq!(link.mac.as_deref(), Some("02:00:00:00:00:01"));
-        assert_eq!(link.mtu, 1500);
-        assert!(link.admin_up);
-        assert_eq!(link.oper_state, "lowerlayerdown");
-        assert_eq!(link.link_type, 1);
-        assert_eq!(
-            (link.promiscuity, link.num_rx_queues, link.num_tx_queues),
-            (1, 2, 3)
-        );
-        assert_eq!(
-            peer,
-            Some(RawPeer {
-                owner: 25,
-                index: 12,
-                netns_id: Some(3)
-            })
-        );
-    }
-
-    /// `IFLA_LINK` on something that is not a veth (a VLAN's lower device) is not a peer.
-    #[test]
-    fn non_veth_link_is_not_a_peer() {
-        let mut msg = LinkMessage::default();
-        msg.header.index = 4;
-        msg.attributes = vec![
-            LinkAttribute::IfName("eth0.10".into()),
-            LinkAttribute::Link(2),
-            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Vlan)]),
-        ];
-        let (link, peer) = parse_link(&msg);
-        assert_eq!(link.kind.as_deref(), Some("vlan"));
-        assert!(!link.admin_up);
-        assert_eq!(peer, None);
-    }
-}
+mod tests;

@@ -1,0 +1,159 @@
+//! Every network namespace on the host at once, for the surfaces that show them all: each
+//! found, opened and labelled the way `nsring ls --all-netns` shows it; the interfaces a
+//! capture can bind in each (the Wireshark extcap interface list); and each one's view
+//! with its counters (the Prometheus exporter), built with one scan of `/proc` for all.
+//!
+//! A namespace that goes away while it is looked at is left out, never an error: a host's
+//! namespaces come and go all the time.
+
+use nsring_netns::link::Link;
+use nsring_netns::{NetNs, NsSpec};
+
+use crate::owners::{self, SocketOwners};
+use crate::record::RunDir;
+use crate::view::{self, NamespaceView, ViewOptions};
+
+/// One namespace of the host, opened.
+#[derive(Debug)]
+pub struct HostNs {
+    /// How `ls` names it: its iproute2 names (`ns0`, comma-separated if several),
+    /// `(initial)`, `pid:PID` of a process in it, or the path of an nsfs mount of it.
+    pub label: String,
+    /// A spelling that opens it again from another process: its first name, the path of a
+    /// mount of it (a container runtime's), or `pid:PID` of a process in it.
+    pub spec: NsSpec,
+    /// The nsfs inode.
+    pub inode: u64,
+    /// The initial network namespace.
+    pub initial: bool,
+    /// The caller's own.
+    pub current: bool,
+    /// Only a thread is in it (entered with `setns`), so it is not worth naming in a list
+    /// of capture targets: its spelling dies with the thread.
+    pub transient: bool,
+    /// The open namespace.
+    pub ns: NetNs,
+}
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The namespaces could not be listed at all.
+    #[error("cannot list the network namespaces")]
+    List(#[source] nsring_netns::Error),
+    /// `/proc` could not be read for the socket owners.
+    #[error("cannot find the owners of the packet sockets")]
+    Owners(#[from] owners::Error),
+}
+
+/// Every network namespace a process or thread is in, that has a name, or that is bind
+/// mounted somewhere (as `nsring_netns::list_all` finds them): the initial one first, then
+/// by inode.
+pub fn namespaces() -> Result<Vec<HostNs>, Error> {
+    let mut found = Vec::new();
+    for info in nsring_netns::list_all().map_err(Error::List)? {
+        let mut specs: Vec<NsSpec> = info.names.iter().cloned().map(NsSpec::Name).collect();
+        specs.extend(info.mounts.iter().cloned().map(NsSpec::Path));
+        specs.extend(info.holders.iter().map(|h| match h.tid {
+            Some(tid) => NsSpec::Path(format!("/proc/{}/task/{tid}/ns/net", h.pid).into()),
+            None => NsSpec::Pid(h.pid),
+        }));
+        let Some((spec, ns)) = specs
+            .into_iter()
+            .find_map(|s| NetNs::open(&s).ok().map(|ns| (s, ns)))
+        else {
+            continue; // gone since it was found
+        };
+        if ns.inode() != info.inode {
+            continue; // the process moved on; it will be found under its new namespace
+        }
+        let label = if !info.names.is_empty() {
+            info.names.join(",")
+        } else if info.initial {
+            "(initial)".into()
+        } else if let Some(h) = info.holders.first() {
+            format!("pid:{}", h.pid)
+        } else if let Some(m) = info.mounts.first() {
+            m.display().to_string()
+        } else {
+            format!("inode {}", info.inode)
+        };
+        let transient = info.names.is_empty()
+            && info.mounts.is_empty()
+            && info.holders.iter().all(|h| h.tid.is_some());
+        found.push(HostNs {
+            label,
+            spec,
+            inode: info.inode,
+            initial: info.initial,
+            current: info.current,
+            transient,
+            ns,
+        });
+    }
+    Ok(found)
+}
+
+/// An interface a capture can bind, in a namespace of the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureTarget {
+    /// The namespace, as a target spells it (`ns0`, `pid:4242`, a path).
+    pub netns: NsSpec,
+    /// The interface's name.
+    pub interface: String,
+    /// Its hardware type (`ARPHRD_*`: 1 Ethernet, 772 loopback, 65534 none).
+    pub link_type: u16,
+}
+
+impl CaptureTarget {
+    /// `NS/IFACE`, as `-i` takes it.
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.netns, self.interface)
+    }
+}
+
+/// The interfaces of every namespace in `namespaces` except the caller's own and those only
+/// a passing thread is in: what a capture tool that already lists the caller's interfaces
+/// (Wireshark's dumpcap) can add. In namespace order, then by interface index.
+pub fn capture_targets(namespaces: &[HostNs]) -> Vec<CaptureTarget> {
+    let mut out = Vec::new();
+    for h in namespaces.iter().filter(|h| !h.current && !h.transient) {
+        let Ok(links) = nsring_netns::link::list_plain(&h.ns) else {
+            continue; // gone meanwhile
+        };
+        out.extend(links.into_iter().map(|l: Link| CaptureTarget {
+            netns: h.spec.clone(),
+            interface: l.name,
+            link_type: l.link_type,
+        }));
+    }
+    out
+}
+
+/// Every namespace's view, as the exporter reads them on each scrape.
+#[derive(Debug, Default)]
+pub struct Survey {
+    /// The views, in the order of the namespaces given.
+    pub views: Vec<NamespaceView>,
+    /// Namespaces that could not be read (gone meanwhile, or no permission), with why.
+    pub failed: Vec<(String, String)>,
+}
+
+/// The view of each of `namespaces` with the records of `run`, without veth peers, with one
+/// scan of `/proc` for the owners of every namespace's sockets.
+pub fn survey(namespaces: &[HostNs], run: &RunDir) -> Result<Survey, Error> {
+    let owners: SocketOwners = owners::scan()?;
+    let opts = ViewOptions {
+        peers: false,
+        owners: Some(&owners),
+    };
+    let mut s = Survey::default();
+    for h in namespaces {
+        match view::namespace_view_with(&h.ns, &h.label, run, &opts) {
+            Ok(v) => s.views.push(v),
+            Err(e) => s.failed.push((h.label.clone(), crate::view::chain(&e))),
+        }
+    }
+    Ok(s)
+}
