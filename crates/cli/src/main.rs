@@ -73,6 +73,9 @@ enum Command {
     Completions(cmd::completions::Args),
     /// Print a manual page, or write all of them (nsring(1), nsring-COMMAND(1)) into a directory.
     Man(cmd::man::Args),
+    /// Wireshark/tshark extcap: every namespace's interfaces in Wireshark's list, captured
+    /// like `dump` (Wireshark runs `nsring --extcap-...` itself).
+    Extcap(cmd::extcap::Args),
 }
 
 fn main() -> ExitCode {
@@ -82,7 +85,12 @@ fn main() -> ExitCode {
         .bin("nsring")
         .completer("nsring")
         .complete();
-    let cli = match Cli::try_parse() {
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Wireshark runs an extcap with its own arguments and no subcommand
+    if argv.get(1).is_some_and(|a| cmd::extcap::starts_extcap(a)) {
+        argv.insert(1, "extcap".into());
+    }
+    let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => return error::clap_error(e),
     };
@@ -98,6 +106,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => cmd::completions::run(args),
         Command::Man(args) => cmd::man::run(args, Cli::command()),
         Command::Mount(args) => cmd::mount::run(args),
+        Command::Extcap(args) => cmd::extcap::run(args),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@ pub mod count;
 pub mod demo;
 pub mod devs;
 pub mod dump;
+pub mod extcap;
 pub mod link;
 pub mod ls;
 pub mod man;
