@@ -7,7 +7,7 @@
 //! namespaces come and go all the time.
 
 use nsring_netns::link::Link;
-use nsring_netns::{NetNs, NsSpec};
+use nsring_netns::{IfPart, NetNs, NsPart, NsSpec};
 
 use crate::owners::{self, SocketOwners};
 use crate::record::RunDir;
@@ -107,9 +107,14 @@ pub struct CaptureTarget {
 }
 
 impl CaptureTarget {
-    /// `NS/IFACE`, as `-i` takes it.
+    /// `NS/IFACE`, as `-i` takes it (the target grammar's spelling, escaped where a name
+    /// holds one of its special characters).
     pub fn target(&self) -> String {
-        format!("{}/{}", self.netns, self.interface)
+        nsring_netns::Target {
+            ns: Some(NsPart::Spec(self.netns.clone())),
+            iface: IfPart::Name(self.interface.clone()),
+        }
+        .to_string()
     }
 }
 
@@ -156,4 +161,37 @@ pub fn survey(namespaces: &[HostNs], run: &RunDir) -> Result<Survey, Error> {
         }
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target's spelling parses back to the same namespace and interface, special
+    /// characters and all.
+    #[test]
+    fn capture_targets_spell_what_parses_back() {
+        for (ns, iface) in [
+            (NsSpec::Name("ns0".into()), "eth1"),
+            (NsSpec::Name("a,b*c".into()), "eth1"),
+            (NsSpec::Pid(42), "veth-x"),
+            (NsSpec::Path("/run/docker/netns/0a1b".into()), "eth0"),
+            (NsSpec::Name("ns0".into()), "we*ird,if"),
+        ] {
+            let t = CaptureTarget {
+                netns: ns.clone(),
+                interface: iface.into(),
+                link_type: 1,
+            };
+            let text = t.target();
+            let back = nsring_netns::Target::parse(&text).unwrap();
+            let (bns, biface) = back.exact().unwrap();
+            assert_eq!(biface.as_deref(), Some(iface), "{text}");
+            match (&ns, &bns) {
+                // a bare name reads back as "named namespace, else container"
+                (NsSpec::Name(a), NsSpec::Plain(b)) => assert_eq!(a, b, "{text}"),
+                _ => assert_eq!(ns, bns, "{text}"),
+            }
+        }
+    }
 }
