@@ -8,13 +8,21 @@ use serde::Serialize;
 /// counted here).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct LinkStats {
+    /// Packets received.
     pub rx_packets: u64,
+    /// Packets sent.
     pub tx_packets: u64,
+    /// Bytes received.
     pub rx_bytes: u64,
+    /// Bytes sent.
     pub tx_bytes: u64,
+    /// Received packets dropped (no buffer, a full queue, ...).
     pub rx_dropped: u64,
+    /// Packets to send dropped.
     pub tx_dropped: u64,
+    /// Bad packets received.
     pub rx_errors: u64,
+    /// Packets that could not be sent.
     pub tx_errors: u64,
     /// Multicast packets received.
     pub multicast: u64,
