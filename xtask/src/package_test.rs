@@ -317,17 +317,22 @@ fn check_installed(paths: &[String], extcap_link: &Path) -> Result<(), String> {
             resolved.display()
         ));
     }
+    // nsring lists the interfaces of namespaces other than its own: make one to be listed
+    let ns = LabNs::new()?;
     let interfaces = out(&sh, "tshark", &["-D"])?;
     // Once nsring speaks the extcap protocol, tshark lists its interfaces.
     let speaks = Command::new("/usr/bin/nsring")
         .arg("--extcap-interfaces")
         .output()
         .is_ok_and(|o| o.status.success());
-    if speaks && !interfaces.contains("nsring") {
+    let want = format!("{}/lo (nsring: {}/lo)", ns.0, ns.0);
+    if speaks && !interfaces.contains(&want) {
         return fail(format!(
-            "tshark -D does not list nsring's interfaces:\n{interfaces}"
+            "tshark -D does not list nsring's interface {}/lo:\n{interfaces}",
+            ns.0
         ));
     }
+    drop(ns);
     eprintln!(
         "xtask: installed package: --version, man, completion, extcap link ok; tshark -D {}",
         if speaks {
@@ -337,4 +342,22 @@ fn check_installed(paths: &[String], extcap_link: &Path) -> Result<(), String> {
         }
     );
     Ok(())
+}
+
+/// A namespace of the lab's naming (`nsrt-<pid>-pkg`, only `lo` in it) for `tshark -D` to
+/// list through nsring; deleted on drop.
+struct LabNs(String);
+
+impl LabNs {
+    fn new() -> Result<LabNs, String> {
+        let name = format!("nsrt-{}-pkg", std::process::id());
+        Sh::new().output("ip", &["netns", "add", &name])?;
+        Ok(LabNs(name))
+    }
+}
+
+impl Drop for LabNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
 }
