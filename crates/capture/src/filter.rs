@@ -45,8 +45,9 @@ fn convert(text: &str, prog: &pcap::BpfProgram) -> Result<Vec<SockFilter>> {
         .collect()
 }
 
-/// Compiles for Ethernet on a "dead" handle (no socket).
-pub(crate) fn compile_dead(text: &str) -> Result<Vec<SockFilter>> {
+/// Compiles for Ethernet on a "dead" handle (no socket): the semantics of a file read back
+/// (`vlan` tests the bytes, not the tag the kernel took out).
+pub fn compile_dead(text: &str) -> Result<Vec<SockFilter>> {
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).map_err(|e| filter_error(text, e))?;
     let prog = dead
         .compile(text, true)
@@ -60,7 +61,8 @@ pub(crate) fn compile_dead(text: &str) -> Result<Vec<SockFilter>> {
 /// (SKF_AD_VLAN_TAG_PRESENT), `inbound`/`outbound` work. libpcap briefly opens its own
 /// socket for this (not promiscuous, small buffer) and closes it; packets never reach
 /// it that matter to us. If the live handle cannot be opened, compiles for Ethernet.
-pub(crate) fn compile_for(text: &str, device: &str) -> Result<Vec<SockFilter>> {
+/// The in-kernel counter (`nsring-bpf`) translates this same program.
+pub fn compile_for(text: &str, device: &str) -> Result<Vec<SockFilter>> {
     let live = pcap::Capture::from_device(device).and_then(|c| {
         c.snaplen(65535)
             .promisc(false)
@@ -78,7 +80,7 @@ pub(crate) fn compile_for(text: &str, device: &str) -> Result<Vec<SockFilter>> {
 }
 
 /// Reads one instruction in libpcap's `code jt jf k` decimal form (`tcpdump -ddd`).
-pub(crate) fn parse_insn(s: &str) -> Option<SockFilter> {
+pub fn parse_insn(s: &str) -> Option<SockFilter> {
     let mut it = s.split_ascii_whitespace();
     let code = it.next()?.parse().ok()?;
     let jt = it.next()?.parse().ok()?;

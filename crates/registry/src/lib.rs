@@ -34,5 +34,5 @@ pub mod view;
 
 pub use diag::{PacketSocket, packet_sockets};
 pub use owners::Owner;
-pub use record::{Counter, Counters, Record, RecordInfo, RecordView, RunDir};
+pub use record::{BpfInfo, Counter, Counters, Record, RecordInfo, RecordKind, RecordView, RunDir};
 pub use view::{NamespaceView, SocketEntry, ViewOptions, namespace_view, namespace_view_with};

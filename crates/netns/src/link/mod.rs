@@ -621,15 +621,18 @@ pub(crate) fn nsid_of(rtnl: &mut Rtnl, other: &impl AsFd) -> io::Result<Option<i
     Ok(None)
 }
 
-/// A route-netlink socket opened inside one namespace, used from the calling thread.
+/// A route-netlink socket opened inside one namespace (it keeps talking to that namespace
+/// from any thread). Other crates use it for the requests this module does not wrap
+/// (traffic-control qdiscs and filters).
 #[derive(Debug)]
-pub(crate) struct Rtnl {
+pub struct Rtnl {
     sock: Socket,
     seq: u32,
 }
 
 impl Rtnl {
-    pub(crate) fn open(ns: &NetNs) -> Result<Rtnl> {
+    /// Opens the socket inside `ns`.
+    pub fn open(ns: &NetNs) -> Result<Rtnl> {
         fn socket() -> io::Result<Socket> {
             let mut sock = Socket::new(NETLINK_ROUTE)?;
             sock.bind_auto()?;
@@ -648,7 +651,7 @@ impl Rtnl {
 
     /// Sends one request and collects the replies up to the final ACK (or `NLMSG_DONE` for a
     /// dump). A NACK becomes the kernel's errno; an inconsistent dump becomes `EINTR`.
-    fn request(
+    pub fn request(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,

@@ -255,6 +255,32 @@ mod tests {
     };
 
     #[test]
+    fn kernel_counter_records_round_trip_and_old_records_are_sockets() {
+        use crate::record::{BpfInfo, RecordKind};
+        let mut info = sample_info();
+        info.kind = RecordKind::KernelCounter;
+        info.backend = "ebpf-tcx".into();
+        info.bpf = Some(BpfInfo {
+            attach: "tcx".into(),
+            hooks: vec!["ingress".into(), "egress".into()],
+            prog_ids: vec![11, 12],
+            link_ids: vec![5, 6],
+            map_id: 9,
+            insns: 42,
+        });
+        let b = encode(&HEADER, &Counters::default(), &info).unwrap();
+        assert_eq!(decode(&b).unwrap().2, info);
+        let json = serde_json::to_string(&info).unwrap();
+        assert!(json.contains(r#""kind":"kernel-counter""#), "{json}");
+        // a record of an nsring from before in-kernel counters: no kind, no bpf
+        let mut old: serde_json::Value = serde_json::to_value(sample_info()).unwrap();
+        old.as_object_mut().unwrap().remove("kind");
+        let back: RecordInfo = serde_json::from_value(old).unwrap();
+        assert_eq!(back.kind, RecordKind::Socket);
+        assert_eq!(back.bpf, None);
+    }
+
+    #[test]
     fn header_bytes_are_where_the_format_says() {
         let counters = Counters {
             packets: 0x0102,

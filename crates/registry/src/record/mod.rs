@@ -184,6 +184,35 @@ pub struct RingInfo {
     pub memory_bytes: u64,
 }
 
+/// What a record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordKind {
+    /// A packet socket (capture or transmit); the header names its inode.
+    #[default]
+    Socket,
+    /// An in-kernel counter: eBPF programs at the interface's traffic-control hooks that
+    /// count what the filter accepts (`nsring count --backend kernel`). The header names
+    /// the packet socket that holds the interface promiscuous (and anchors the record in
+    /// the namespace); the owner mirrors the kernel's counters into the record's page.
+    KernelCounter,
+}
+
+/// The eBPF side of an in-kernel counter, numbered as `bpftool` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BpfInfo {
+    /// `tcx` (a bpf_link per hook, gone with the process) or `clsact` (cls_bpf filters).
+    pub attach: String,
+    /// `ingress`, `egress` or both, in the order of `prog_ids`.
+    pub hooks: Vec<String>,
+    pub prog_ids: Vec<u32>,
+    /// TCX link ids (empty for clsact).
+    pub link_ids: Vec<u32>,
+    pub map_id: u32,
+    /// eBPF instructions per program.
+    pub insns: usize,
+}
+
 /// The configuration part of a record, written once when the socket is opened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordInfo {
@@ -215,6 +244,13 @@ pub struct RecordInfo {
     pub netns: String,
     /// The nsring version of the owner.
     pub version: String,
+    /// A packet socket or an in-kernel counter (records written before this field existed
+    /// are sockets).
+    #[serde(default)]
+    pub kind: RecordKind,
+    /// The programs and map of an in-kernel counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<BpfInfo>,
 }
 
 impl RecordInfo {
@@ -236,6 +272,8 @@ impl RecordInfo {
             started_unix_ns: unix_ns_now(),
             netns: "(current)".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            kind: RecordKind::Socket,
+            bpf: None,
         }
     }
 
