@@ -25,7 +25,7 @@ use nsring_registry::record::{
 
 use crate::error::{Error, NEEDS_NET_RAW, Result};
 use crate::program::{Counters, Program};
-use crate::tc::ClsactFilters;
+use crate::tc::{self, ClsactFilters, Swept};
 use crate::tcx::TcxLink;
 use crate::translate::{Hook, Value};
 use crate::watch::{LinkState, LinkWatch};
@@ -126,6 +126,7 @@ pub struct KernelCounter {
     interface: String,
     namespace: String,
     stop: bool,
+    swept: Vec<Swept>,
 }
 
 /// The classic program that accepts everything.
@@ -227,6 +228,10 @@ impl KernelCounter {
             .iter()
             .map(|&h| Program::load(text, &ins.classic, h, cfg.sample_every, &counters))
             .collect::<Result<Vec<_>>>()?;
+        // Filters that killed nsring processes left on clsact qdiscs of this namespace go
+        // first (best effort: only a kernel without TCX, or --kernel-attach clsact, leaves
+        // any).
+        let swept = tc::sweep(ns).unwrap_or_default();
         let iface = cfg.interface.as_str();
         let clsact = || -> Result<Attached> {
             let rtnl = Rtnl::open(ns)?;
@@ -256,6 +261,7 @@ impl KernelCounter {
             interface: cfg.interface.clone(),
             namespace,
             stop: false,
+            swept,
         };
         if cfg.register {
             match Record::create(ns, me._anchor.as_fd(), &me.record_info(cfg)) {
@@ -338,23 +344,51 @@ impl KernelCounter {
         if self.stop {
             return Ok(true);
         }
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        let (events, woken) = csys::poll_ready(self.watch.as_fd(), Some(self.wake.as_fd()), ms)
-            .map_err(|e| Error::sys("poll", "", e))?;
-        if events != 0 {
-            let state = self
-                .watch
-                .poll_events()
-                .map_err(|e| Error::sys("recv", "link events", e))?;
-            let (name, ns) = (self.interface.clone(), self.namespace.clone());
-            match state {
-                Some(LinkState::Gone) => return Err(Error::InterfaceGone { name, ns }),
-                Some(LinkState::Down) => return Err(Error::InterfaceDown { name, ns }),
+        let (events, woken) = self.poll(timeout)?;
+        if events {
+            match self.link_state()? {
+                Some(LinkState::Down) => {
+                    // Deleting an interface takes it down first: say "gone" if it goes.
+                    let gone = self.poll(Duration::from_millis(200))?.0
+                        && self.link_state()? == Some(LinkState::Gone);
+                    let (name, ns) = (self.interface.clone(), self.namespace.clone());
+                    return Err(if gone {
+                        Error::InterfaceGone { name, ns }
+                    } else {
+                        Error::InterfaceDown { name, ns }
+                    });
+                }
+                Some(LinkState::Gone) => {
+                    return Err(Error::InterfaceGone {
+                        name: self.interface.clone(),
+                        ns: self.namespace.clone(),
+                    });
+                }
                 _ => {}
             }
         }
         self.stop |= woken;
         Ok(self.stop)
+    }
+
+    /// poll(2) on the link events and the waker: (link events pending, woken). A signal
+    /// that interrupts the wait is no error: the handler has written to the waker.
+    fn poll(&self, timeout: Duration) -> Result<(bool, bool)> {
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        let mut ms = ms;
+        loop {
+            match csys::poll_ready(self.watch.as_fd(), Some(self.wake.as_fd()), ms) {
+                Ok((events, woken)) => return Ok((events != 0, woken)),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => ms = 0,
+                Err(e) => return Err(Error::sys("poll", "", e)),
+            }
+        }
+    }
+
+    fn link_state(&mut self) -> Result<Option<LinkState>> {
+        self.watch
+            .poll_events()
+            .map_err(|e| Error::sys("recv", "link events", e))
     }
 
     pub fn waker(&self) -> Waker {
@@ -395,6 +429,11 @@ impl KernelCounter {
     /// Why registering failed, if it did (the count runs anyway).
     pub fn record_error(&self) -> Option<&record::Error> {
         self.record_error.as_ref()
+    }
+
+    /// Leftover filters of dead nsring processes that opening this counter removed.
+    pub fn swept(&self) -> &[Swept] {
+        &self.swept
     }
 
     /// Where the clsact filters are (empty with TCX).

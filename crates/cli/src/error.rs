@@ -25,18 +25,26 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 fn is_usage(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.is::<Usage>()
-            || matches!(
-                e.downcast_ref::<nsring_capture::Error>(),
-                Some(
-                    nsring_capture::Error::NoInterface { .. }
-                        | nsring_capture::Error::InvalidInterfaceName { .. }
-                        | nsring_capture::Error::Filter { .. }
-                        | nsring_capture::Error::Config(_)
-                )
-            )
+            || e.downcast_ref::<nsring_capture::Error>()
+                .is_some_and(capture_usage)
             || e.downcast_ref::<nsring_netns::Error>()
                 .is_some_and(nsring_netns::Error::is_usage)
+            || match e.downcast_ref::<nsring_bpf::Error>() {
+                Some(nsring_bpf::Error::Capture(c)) => capture_usage(c),
+                Some(nsring_bpf::Error::Netns(n)) => n.is_usage(),
+                _ => false,
+            }
     })
+}
+
+fn capture_usage(e: &nsring_capture::Error) -> bool {
+    matches!(
+        e,
+        nsring_capture::Error::NoInterface { .. }
+            | nsring_capture::Error::InvalidInterfaceName { .. }
+            | nsring_capture::Error::Filter { .. }
+            | nsring_capture::Error::Config(_)
+    )
 }
 
 /// The capability a permission error most likely lacks, from the failing call.

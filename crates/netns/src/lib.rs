@@ -303,17 +303,24 @@ impl NetNs {
     /// The calling thread never changes namespace. Sockets created by `f` stay in this
     /// namespace for their whole life, wherever they are used afterwards: this is how one
     /// process holds capture sockets in many namespaces.
+    ///
+    /// If the calling thread is in this namespace already, the new thread does not enter
+    /// it (setns needs CAP_SYS_ADMIN, even into one's own namespace).
     pub fn run<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce() -> T + Send,
         T: Send,
     {
+        let here =
+            std::fs::metadata("/proc/thread-self/ns/net").is_ok_and(|m| m.ino() == self.inode);
         std::thread::scope(|scope| {
             std::thread::Builder::new()
                 .name(format!("netns-{}", self.inode))
                 .spawn_scoped(scope, || {
-                    sys::setns_net(self.fd.as_fd())
-                        .map_err(|e| Error::sys("setns", self.spec.to_string(), e))?;
+                    if !here {
+                        sys::setns_net(self.fd.as_fd())
+                            .map_err(|e| Error::sys("setns", self.spec.to_string(), e))?;
+                    }
                     Ok(f())
                 })
                 .map_err(|e| Error::sys("spawn thread", self.spec.to_string(), e))?

@@ -9,7 +9,9 @@
 //! - [`registry`] (`nsring-registry`): the per-namespace view of packet sockets, what
 //!   `nsring ls` shows;
 //! - [`pcap`] (`nsring-pcap`): pcap and pcapng reading ([`CaptureReader`]) and writing
-//!   ([`PcapngWriter`], [`PcapWriter`]).
+//!   ([`PcapngWriter`], [`PcapWriter`]);
+//! - [`bpf`] (`nsring-bpf`): counting in the kernel, copying nothing: tcpdump filters as
+//!   eBPF programs at an interface's traffic-control hooks (`nsring_bpf::KernelCounter`).
 //!
 //! Capturing and sending need `CAP_NET_RAW`, entering a named namespace `CAP_SYS_ADMIN`
 //! (in practice: root). Every main type has an example in its documentation; this one puts
@@ -80,6 +82,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub use nsring_bpf as bpf;
 pub use nsring_capture as capture;
 pub use nsring_netns as netns;
 pub use nsring_pcap as pcap;

@@ -181,6 +181,32 @@ fn ago(unix_ns: u64) -> String {
     )
 }
 
+/// The lines of an in-kernel counter's eBPF side (none for a socket).
+fn counter_lines(r: &crate::RecordView) -> Vec<(&'static str, String)> {
+    let Some(b) = r.info.bpf.as_ref() else {
+        return Vec::new();
+    };
+    if r.info.kind != crate::record::RecordKind::KernelCounter {
+        return Vec::new();
+    }
+    let ids = |v: &[u32]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        }
+    };
+    vec![
+        ("Counted In", "the kernel: nothing copied, no drops".into()),
+        ("Attached With", b.attach.clone()),
+        ("Hooks", b.hooks.join(", ")),
+        ("Program IDs", ids(&b.prog_ids)),
+        ("Link IDs", ids(&b.link_ids)),
+        ("Map ID", b.map_id.to_string()),
+        ("eBPF Instructions", b.insns.to_string()),
+    ]
+}
+
 /// One socket as a `Key : Value` block, in PF_RING's words where it has them (`Bound
 /// Device(s)`, `Appl. Name`, `Tot Packets`, `Tot Pkt Lost`, `TX: Send Ok`). A socket nsring
 /// did not open says `Foreign : yes` and who holds it.
@@ -219,6 +245,7 @@ pub fn socket_info(s: &SocketEntry, ns: &NsId) -> String {
             ]);
         }
         lines.push(("Backend", i.backend.clone()));
+        lines.extend(counter_lines(r));
         if let Some(g) = i.ring {
             let timeout = if rx {
                 format!(", block timeout {} ms", g.block_timeout_ms)

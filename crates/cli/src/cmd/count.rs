@@ -20,6 +20,16 @@ Examples:
   nsring count -i ns0/eth1                 count on eth1 of namespace ns0, from anywhere
   nsring count --netns pid:4242 -i eth0    count in a container's namespace
   nsring count -i eth1 -f 'udp port 53' -N 1000 --json
+  nsring count -i ns0/eth1 --backend ring  count on a capture ring, as pfcount does
+
+Backends: 'kernel' counts in the kernel (eBPF at the interface's traffic-control hooks,
+attached with TCX, or a clsact qdisc where the kernel has no TCX): no packet is copied, the
+traffic is not altered or delayed, and drops are always 0. 'ring' copies every packet into a
+TPACKET_V3 ring, as pfcount does. 'auto' (the default) counts in the kernel when the job only
+counts on one interface, and on the ring for -v, -c, 'any' and the ring settings; the first
+line says which backend runs and why. With -N the kernel backend reads its counters every
+few milliseconds and stops at the first figure at or above N, which it reports as read: it
+may be a little above N.
 
 Statistics go to stderr once a second (PF_RING's pfcount block) and once more at the end,
 after the last packets are drained (Ctrl-C, SIGTERM and SIGHUP end the capture cleanly; if
@@ -50,6 +60,13 @@ pub struct Args {
     /// Seconds between statistics.
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
     pub interval: Duration,
+    /// Where to count: kernel (eBPF, nothing copied), ring (a capture ring), or auto.
+    #[arg(long, value_name = "BACKEND", value_enum, default_value = "auto")]
+    pub backend: crate::cmd::count_kernel::Backend,
+    /// How the kernel backend attaches: auto (TCX, or clsact where the kernel has no TCX),
+    /// tcx, or clsact (what kernels before 6.6 get).
+    #[arg(long, value_name = "HOW", value_enum)]
+    pub kernel_attach: Option<crate::cmd::count_kernel::Attach>,
 }
 
 /// The capture options `count` and `dump` share.
@@ -91,15 +108,15 @@ pub struct CaptureArgs {
     /// Do not put the interface in promiscuous mode.
     #[arg(short = 'J', long = "no-promisc")]
     pub no_promisc: bool,
-    /// Ring block size in KiB (a power of two).
-    #[arg(long, value_name = "KIB", default_value_t = 1024)]
-    pub block_kib: u32,
+    /// Ring block size in KiB (a power of two) [default: 1024].
+    #[arg(long, value_name = "KIB")]
+    pub block_kib: Option<u32>,
     /// Number of ring blocks [default: 16 for count, 64 for dump].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub blocks: Option<u32>,
-    /// Milliseconds after which a partly filled block is handed over.
-    #[arg(long, value_name = "MS", default_value_t = 100)]
-    pub block_timeout_ms: u32,
+    /// Milliseconds after which a partly filled block is handed over [default: 100].
+    #[arg(long, value_name = "MS")]
+    pub block_timeout_ms: Option<u32>,
     /// The application name shown in socket listings [default: nsring-<command>].
     #[arg(long, value_name = "NAME")]
     pub app_name: Option<String>,
@@ -167,10 +184,11 @@ impl CaptureArgs {
         Ok(RingGeometry {
             block_size: self
                 .block_kib
+                .unwrap_or(1024)
                 .checked_mul(1024)
                 .ok_or_else(|| crate::usage("--block-kib is too large"))?,
             block_count: self.blocks.unwrap_or(default_blocks),
-            block_timeout_ms: self.block_timeout_ms,
+            block_timeout_ms: self.block_timeout_ms.unwrap_or(100),
             ..RingGeometry::default()
         })
     }
@@ -226,8 +244,38 @@ impl CaptureArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    use crate::cmd::count_kernel::{self, Choice};
+    let target = args.capture.target()?;
+    let why = match count_kernel::choose(&args, &target)? {
+        Choice::Ring(why) => why,
+        Choice::Kernel(why) => {
+            let ns = NetNs::open(&target.ns)?;
+            match count_kernel::open(&args, &target, &ns)? {
+                Ok(counter) => return count_kernel::run(&args, &target, &ns, counter, &why),
+                Err(fallback) => fallback,
+            }
+        }
+    };
+    run_ring(args, target, &why)
+}
+
+/// How the banner and the statistics name the target: a bare name that turned out to be a
+/// container is shown as the container; and the container's runtime and short ID, if any.
+pub fn label(ns: &NetNs, target: &Target) -> (String, String) {
+    let label = match ns.container() {
+        Some(_) => format!("{}/{}", ns.spec(), target.iface_name()),
+        None => target.to_string(),
+    };
+    let container = ns
+        .container()
+        .map(|k| format!(", {} container {}", k.runtime, k.short_id()))
+        .unwrap_or_default();
+    (label, container)
+}
+
+/// Counts on a capture ring (`why` the banner gives for the choice).
+fn run_ring(args: Args, target: Target, why: &str) -> anyhow::Result<ExitCode> {
     let c = &args.capture;
-    let target = c.target()?;
     let default_snaplen = if args.verbose.is_some() {
         nsring_capture::DEFAULT_SNAPLEN
     } else {
@@ -248,18 +296,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _ = waker.wake();
     })
     .context("cannot install the Ctrl-C handler")?;
-    // A bare name that turned out to be a container is shown as the container.
-    let label = match ns.container() {
-        Some(_) => format!("{}/{}", ns.spec(), target.iface_name()),
-        None => target.to_string(),
-    };
+    let (label, container) = label(&ns, &target);
     if !args.quiet {
-        let container = ns
-            .container()
-            .map(|k| format!(", {} container {}", k.runtime, k.short_id()))
-            .unwrap_or_default();
         eprintln!(
-            "nsring count: capturing on {label} (netns inode {}{container}), {}",
+            "nsring count: capturing on {label} (netns inode {}{container}), backend ring ({why}), {}",
             ns.inode(),
             c.describe(&cfg)
         );

@@ -184,6 +184,7 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
     }
     let mut views = Vec::new();
     for (label, ns) in &targets {
+        crate::cmd::ls_kernel::sweep(ns, label);
         match nsring_registry::namespace_view(ns, label, run) {
             Ok(v) => views.push(v),
             Err(e) => {
@@ -527,6 +528,9 @@ fn sockets_table(socks: &[SocketEntry]) -> String {
                 ),
             };
             let ring = match (&s.record, &s.kernel) {
+                (Some(r), _) if crate::cmd::ls_kernel::is_counter(r) => {
+                    crate::cmd::ls_kernel::ring_cell(r).unwrap_or_else(|| "ebpf".into())
+                }
                 (Some(r), _) if r.info.ring.is_some() => {
                     let g = r.info.ring.expect("checked");
                     format!("{}x{}K", g.block_count, g.block_size >> 10)

@@ -4,12 +4,14 @@
 
 pub mod completions;
 pub mod count;
+pub mod count_kernel;
 pub mod demo;
 pub mod devs;
 pub mod dump;
 pub mod extcap;
 pub mod link;
 pub mod ls;
+pub mod ls_kernel;
 pub mod man;
 pub mod mount;
 pub mod netns;
