@@ -45,11 +45,15 @@ pub enum AttachMode {
 /// What a [`KernelCounter`] counts.
 #[derive(Debug, Clone)]
 pub struct CounterConfig {
+    /// The interface, in the namespace given to [`KernelCounter::open`].
     pub interface: String,
     /// tcpdump syntax; `None` counts everything.
     pub filter: Option<String>,
+    /// `in`: the ingress hook, `out`: egress, `both`: both, into one count.
     pub direction: Direction,
+    /// Hold the interface promiscuous while counting.
     pub promiscuous: bool,
+    /// TCX or clsact.
     pub attach: AttachMode,
     /// Record the count under /run/nsring for `nsring ls`.
     pub register: bool,
@@ -78,7 +82,9 @@ impl CounterConfig {
 /// How the programs ended up attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attachment {
+    /// One `bpf_link` per hook.
     Tcx,
+    /// `cls_bpf` filters on a clsact qdisc.
     Clsact,
 }
 
@@ -105,6 +111,7 @@ pub struct Waker {
 }
 
 impl Waker {
+    /// Requests the stop. Async-signal-safe (one `write(2)`).
     pub fn wake(&self) -> io::Result<()> {
         csys::eventfd_signal(self.fd.as_fd())
     }
@@ -391,6 +398,7 @@ impl KernelCounter {
             .map_err(|e| Error::sys("recv", "link events", e))
     }
 
+    /// A handle that stops [`KernelCounter::wait`] from anywhere (a signal handler too).
     pub fn waker(&self) -> Waker {
         Waker {
             fd: Arc::clone(&self.wake),
@@ -417,6 +425,7 @@ impl KernelCounter {
         }
     }
 
+    /// The interface's index in its namespace.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }

@@ -1,4 +1,5 @@
 //! Errors of the in-kernel counter.
+#![allow(missing_docs)] // the variants say what their fields hold
 
 use std::io;
 

@@ -10,10 +10,13 @@
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Insn {
+    /// The opcode: class, size or operation, mode or source.
     pub code: u8,
     /// `dst_reg` in bits 0..4, `src_reg` in bits 4..8.
     pub regs: u8,
+    /// Memory offset, or jump distance in instructions.
     pub off: i16,
+    /// The immediate operand.
     pub imm: i32,
 }
 
@@ -21,69 +24,83 @@ pub struct Insn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reg(pub u8);
 
-pub const R0: Reg = Reg(0);
-pub const R1: Reg = Reg(1);
-pub const R2: Reg = Reg(2);
-pub const R3: Reg = Reg(3);
-pub const R4: Reg = Reg(4);
-pub const R5: Reg = Reg(5);
-pub const R6: Reg = Reg(6);
-pub const R7: Reg = Reg(7);
-pub const R8: Reg = Reg(8);
-pub const R9: Reg = Reg(9);
-pub const R10: Reg = Reg(10);
+pub use code::*;
+pub use reg::*;
 
-// Instruction classes.
-pub const LD: u8 = 0x00;
-pub const LDX: u8 = 0x01;
-pub const ST: u8 = 0x02;
-pub const STX: u8 = 0x03;
-pub const ALU: u8 = 0x04;
-pub const JMP: u8 = 0x05;
-pub const JMP32: u8 = 0x06;
-pub const ALU64: u8 = 0x07;
+/// The registers. `R0` holds return values, `R1`..`R5` helper arguments (clobbered by
+/// calls), `R6`..`R9` survive calls, `R10` is the frame pointer.
+#[allow(missing_docs)]
+pub mod reg {
+    use super::Reg;
+    pub const R0: Reg = Reg(0);
+    pub const R1: Reg = Reg(1);
+    pub const R2: Reg = Reg(2);
+    pub const R3: Reg = Reg(3);
+    pub const R4: Reg = Reg(4);
+    pub const R5: Reg = Reg(5);
+    pub const R6: Reg = Reg(6);
+    pub const R7: Reg = Reg(7);
+    pub const R8: Reg = Reg(8);
+    pub const R9: Reg = Reg(9);
+    pub const R10: Reg = Reg(10);
+}
 
-// Sizes of loads and stores.
-pub const W: u8 = 0x00;
-pub const H: u8 = 0x08;
-pub const B: u8 = 0x10;
-pub const DW: u8 = 0x18;
+/// Opcode fields, named as in include/uapi/linux/bpf.h and bpf_common.h without the
+/// `BPF_` prefix: classes, sizes, modes, the source operand, ALU and jump operations.
+#[allow(missing_docs)]
+pub mod code {
+    // Instruction classes.
+    pub const LD: u8 = 0x00;
+    pub const LDX: u8 = 0x01;
+    pub const ST: u8 = 0x02;
+    pub const STX: u8 = 0x03;
+    pub const ALU: u8 = 0x04;
+    pub const JMP: u8 = 0x05;
+    pub const JMP32: u8 = 0x06;
+    pub const ALU64: u8 = 0x07;
 
-// Modes.
-pub const IMM: u8 = 0x00;
-pub const MEM: u8 = 0x60;
-pub const ATOMIC: u8 = 0xc0;
+    // Sizes of loads and stores.
+    pub const W: u8 = 0x00;
+    pub const H: u8 = 0x08;
+    pub const B: u8 = 0x10;
+    pub const DW: u8 = 0x18;
 
-// Source operand.
-pub const K: u8 = 0x00;
-pub const X: u8 = 0x08;
+    // Modes.
+    pub const IMM: u8 = 0x00;
+    pub const MEM: u8 = 0x60;
+    pub const ATOMIC: u8 = 0xc0;
 
-// ALU operations.
-pub const ADD: u8 = 0x00;
-pub const SUB: u8 = 0x10;
-pub const MUL: u8 = 0x20;
-pub const DIV: u8 = 0x30;
-pub const OR: u8 = 0x40;
-pub const AND: u8 = 0x50;
-pub const LSH: u8 = 0x60;
-pub const RSH: u8 = 0x70;
-pub const NEG: u8 = 0x80;
-pub const MOD: u8 = 0x90;
-pub const XOR: u8 = 0xa0;
-pub const MOV: u8 = 0xb0;
-pub const END: u8 = 0xd0;
-/// With `END`: convert to big-endian (a byte swap on little-endian machines).
-pub const TO_BE: u8 = 0x08;
+    // Source operand.
+    pub const K: u8 = 0x00;
+    pub const X: u8 = 0x08;
 
-// Jump operations.
-pub const JA: u8 = 0x00;
-pub const JEQ: u8 = 0x10;
-pub const JGT: u8 = 0x20;
-pub const JGE: u8 = 0x30;
-pub const JSET: u8 = 0x40;
-pub const JNE: u8 = 0x50;
-pub const CALL: u8 = 0x80;
-pub const EXIT: u8 = 0x90;
+    // ALU operations.
+    pub const ADD: u8 = 0x00;
+    pub const SUB: u8 = 0x10;
+    pub const MUL: u8 = 0x20;
+    pub const DIV: u8 = 0x30;
+    pub const OR: u8 = 0x40;
+    pub const AND: u8 = 0x50;
+    pub const LSH: u8 = 0x60;
+    pub const RSH: u8 = 0x70;
+    pub const NEG: u8 = 0x80;
+    pub const MOD: u8 = 0x90;
+    pub const XOR: u8 = 0xa0;
+    pub const MOV: u8 = 0xb0;
+    pub const END: u8 = 0xd0;
+    /// With `END`: convert to big-endian (a byte swap on little-endian machines).
+    pub const TO_BE: u8 = 0x08;
+
+    // Jump operations.
+    pub const JA: u8 = 0x00;
+    pub const JEQ: u8 = 0x10;
+    pub const JGT: u8 = 0x20;
+    pub const JGE: u8 = 0x30;
+    pub const JSET: u8 = 0x40;
+    pub const JNE: u8 = 0x50;
+    pub const CALL: u8 = 0x80;
+    pub const EXIT: u8 = 0x90;
+}
 
 /// `BPF_FETCH` in an atomic instruction's immediate: the old value comes back in `src`.
 pub const FETCH: i32 = 0x01;
@@ -94,6 +111,7 @@ pub const PSEUDO_MAP_FD: u8 = 1;
 pub const PSEUDO_MAP_VALUE: u8 = 2;
 
 /// Helper function numbers (`enum bpf_func_id` in include/uapi/linux/bpf.h).
+#[allow(missing_docs)]
 pub mod helper {
     pub const MAP_LOOKUP_ELEM: i32 = 1;
     pub const GET_PRANDOM_U32: i32 = 7;
@@ -214,7 +232,9 @@ pub fn exit() -> Insn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Label(usize);
 
-/// A conditional or unconditional jump whose offset is filled in by [`Asm::finish`].
+/// A conditional or unconditional jump whose offset is filled in by [`Asm::finish`]: `class`
+/// is [`JMP`] (64-bit) or [`JMP32`], `op` one of [`JEQ`] .. [`JNE`].
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy)]
 pub enum Jump {
     /// `goto`.
@@ -248,6 +268,7 @@ pub struct Asm {
 pub struct TooFar;
 
 impl Asm {
+    /// An empty program.
     pub fn new() -> Asm {
         Asm::default()
     }
@@ -264,10 +285,12 @@ impl Asm {
         self.labels[l.0] = Some(self.insns.len());
     }
 
+    /// Appends one instruction.
     pub fn emit(&mut self, i: Insn) {
         self.insns.push(i);
     }
 
+    /// Appends instructions (a 64-bit immediate load is two).
     pub fn emit_all(&mut self, is: impl IntoIterator<Item = Insn>) {
         self.insns.extend(is);
     }
@@ -303,6 +326,7 @@ impl Asm {
         self.insns.len()
     }
 
+    /// True before the first instruction.
     pub fn is_empty(&self) -> bool {
         self.insns.is_empty()
     }

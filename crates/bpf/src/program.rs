@@ -105,6 +105,7 @@ impl Program {
         })
     }
 
+    /// Where the program runs.
     pub fn hook(&self) -> Hook {
         self.hook
     }
@@ -114,6 +115,7 @@ impl Program {
         self.len
     }
 
+    /// Never true for a loaded program.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -31,12 +31,13 @@ pub const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 pub const PROG_TYPE_SOCKET_FILTER: u32 = 1;
 /// `BPF_PROG_TYPE_SCHED_CLS`.
 pub const PROG_TYPE_SCHED_CLS: u32 = 3;
-/// `BPF_TCX_INGRESS` and `BPF_TCX_EGRESS` (enum bpf_attach_type).
+/// `BPF_TCX_INGRESS` (enum bpf_attach_type).
 pub const TCX_INGRESS: u32 = 46;
+/// `BPF_TCX_EGRESS`.
 pub const TCX_EGRESS: u32 = 47;
-/// `BPF_F_BEFORE` / `BPF_F_AFTER`: with no relative object, first / last in the chain
-/// (kernel/bpf/mprog.c).
+/// `BPF_F_BEFORE`: with no relative object, first in the chain (kernel/bpf/mprog.c).
 pub const F_BEFORE: u32 = 1 << 3;
+/// `BPF_F_AFTER`: with no relative object, last in the chain.
 pub const F_AFTER: u32 = 1 << 4;
 /// `SO_ATTACH_BPF` (include/uapi/asm-generic/socket.h).
 const SO_ATTACH_BPF: libc::c_int = 50;
@@ -273,10 +274,13 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 /// What the kernel says about a link (`struct bpf_link_info`, TCX part).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkInfo {
+    /// The link's id (`bpftool link show id N`).
     pub id: u32,
+    /// The attached program's id.
     pub prog_id: u32,
     /// The interface it is attached to; 0 once the interface is gone.
     pub ifindex: u32,
+    /// `BPF_TCX_INGRESS` or `BPF_TCX_EGRESS`.
     pub attach_type: u32,
 }
 

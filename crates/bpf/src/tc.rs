@@ -44,6 +44,7 @@ pub const NAME_PREFIX: &str = "nsring-count:";
 pub struct Tag {
     /// The owner's PID namespace (nsfs inode): its PID means something only there.
     pub pid_ns: u64,
+    /// The owner's PID there.
     pub pid: u32,
     /// The owner's start time (clock ticks after boot, `/proc/PID/stat` field 22), so a
     /// reused PID is not mistaken for the owner.
@@ -64,6 +65,7 @@ impl Tag {
         })
     }
 
+    /// The filter name that carries the tag.
     pub fn name(&self) -> String {
         format!(
             "{NAME_PREFIX}{}:{}:{}:{}",
@@ -74,6 +76,7 @@ impl Tag {
         )
     }
 
+    /// The tag of a filter name, if it is one of ours.
     pub fn parse(name: &str) -> Option<Tag> {
         let mut it = name.strip_prefix(NAME_PREFIX)?.split(':');
         let tag = Tag {
@@ -344,8 +347,11 @@ fn remove_qdisc_if_empty(rtnl: &mut Rtnl, ifindex: u32) {
 /// A leftover filter [`sweep`] removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Swept {
+    /// The interface it was on.
     pub ifindex: u32,
+    /// `ingress` or `egress`.
     pub hook: &'static str,
+    /// The PID of the nsring process that left it.
     pub owner_pid: u32,
     /// The clsact qdisc the dead owner had created went too (nothing else was on it).
     pub qdisc_removed: bool,

@@ -44,6 +44,7 @@ impl TcxLink {
         Ok(TcxLink { fd, hook })
     }
 
+    /// The hook the link is on.
     pub fn hook(&self) -> Hook {
         self.hook
     }

@@ -16,8 +16,11 @@ const RTMGRP_LINK: u32 = 1;
 /// What happened to the watched interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
+    /// Administratively up.
     Up,
+    /// Set down (the capture ring stops there too).
     Down,
+    /// Deleted, or moved to another namespace.
     Gone,
 }
 

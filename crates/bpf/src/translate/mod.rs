@@ -41,7 +41,10 @@ pub enum Hook {
     /// A packet socket's filter (`SO_ATTACH_BPF`): returns `snaplen` for a kept packet
     /// and 0 for the others. Packet bytes are read with the helper only (socket filters
     /// have no direct packet access).
-    Socket { snaplen: u32 },
+    Socket {
+        /// What an accepted (kept) packet returns: the bytes the socket copies.
+        snaplen: u32,
+    },
 }
 
 /// The map descriptors the program refers to (they must stay open until it is loaded).
@@ -56,6 +59,7 @@ pub struct MapFds {
 /// What a program does besides filtering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spec {
+    /// Where the program runs.
     pub hook: Hook,
     /// Keep every RATE-th accepted packet (None: keep all).
     pub sample_every: Option<NonZeroU32>,
@@ -75,6 +79,7 @@ pub struct Value {
 }
 
 impl Value {
+    /// The value's size in bytes (per CPU).
     pub const SIZE: u32 = 32;
     const PACKETS: i16 = 0;
     const BYTES: i16 = 8;
@@ -107,7 +112,8 @@ impl std::ops::Add for Value {
     }
 }
 
-/// Why a classic program could not be translated.
+/// Why a classic program could not be translated (`at`: the classic instruction's index).
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TranslateError {

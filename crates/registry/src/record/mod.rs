@@ -205,9 +205,11 @@ pub struct BpfInfo {
     pub attach: String,
     /// `ingress`, `egress` or both, in the order of `prog_ids`.
     pub hooks: Vec<String>,
+    /// The programs' ids, one per hook.
     pub prog_ids: Vec<u32>,
     /// TCX link ids (empty for clsact).
     pub link_ids: Vec<u32>,
+    /// The per-CPU counter map's id.
     pub map_id: u32,
     /// eBPF instructions per program.
     pub insns: usize,
