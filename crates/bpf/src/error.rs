@@ -48,8 +48,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The interface was deleted or moved away while counting.
-    #[error("interface '{name}' in namespace '{ns}' is gone")]
+    /// The interface was deleted or moved away while counting (as a capture ring says it).
+    #[error(
+        "interface '{name}' in namespace '{ns}' was removed (deleted, moved to another namespace, or its namespace is gone)"
+    )]
     InterfaceGone { name: String, ns: String },
     /// The interface went down while counting (as a capture ring reports it).
     #[error("interface '{name}' in namespace '{ns}' went down")]

@@ -467,22 +467,42 @@ fn sigterm_and_limits_end_with_the_final_block() {
 
 #[test]
 fn a_vanishing_interface_gives_the_final_block_and_exit_1() {
-    let (lab, a, _b) = pair("kc_gone");
-    let b_name = lab.ns_name("b");
-    let set = frames();
-    let r = count(&["-i", &format!("{b_name}/eth1"), "--backend", "kernel"]);
-    send(&a, "eth1", &set);
-    std::thread::sleep(Duration::from_millis(300));
-    let out = Command::new("ip")
-        .args(["-n", &b_name, "link", "del", "eth1"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let (code, out, err) = finish(r);
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(final_json(&out)["packets"], set.len() as u64, "{out}");
-    let last = err.lines().last().unwrap_or_default();
-    assert!(last.contains("is gone"), "{err}");
+    for (case, reason) in [
+        ("del", "was removed"),
+        ("move", "was removed"),
+        ("down", "went down"),
+    ] {
+        let (lab, a, _b) = pair(&format!("kc_gone_{case}"));
+        let (a_name, b_name) = (lab.ns_name("a"), lab.ns_name("b"));
+        let set = frames();
+        let r = count(&["-i", &format!("{b_name}/eth1"), "--backend", "kernel"]);
+        send(&a, "eth1", &set);
+        std::thread::sleep(Duration::from_millis(300));
+        let change: &[&str] = match case {
+            "del" => &["link", "del", "eth1"],
+            "move" => &["link", "set", "eth1", "netns", &a_name, "name", "moved1"],
+            _ => &["link", "set", "eth1", "down"],
+        };
+        let out = Command::new("ip")
+            .args(["-n", &b_name])
+            .args(change)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let (code, out, err) = finish(r);
+        assert_eq!(code, 1, "{case}: {err}");
+        assert_eq!(
+            final_json(&out)["packets"],
+            set.len() as u64,
+            "{case}: {out}"
+        );
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.contains(reason), "{case}: {err}");
+        if case == "down" {
+            let b = NetNs::open_str(&b_name).unwrap();
+            assert_eq!(tcx_progs(&b, "eth1"), (vec![], vec![]), "left attached");
+        }
+    }
 }
 
 #[test]

@@ -180,9 +180,7 @@ pub fn run(
                 .unwrap_or_default(),
         );
     }
-    if let Some(e) = counter.record_error() {
-        eprintln!("nsring count: warning: not shown in 'nsring ls': {e}");
-    }
+    crate::warn_unrecorded("count", counter.record_error());
 
     let mut out = Out::new();
     let mut reporter = Reporter::new(&label, args.json, args.quiet);
