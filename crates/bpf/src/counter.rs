@@ -355,9 +355,10 @@ impl KernelCounter {
         if events {
             match self.link_state()? {
                 Some(LinkState::Down) => {
-                    // Deleting an interface takes it down first: say "gone" if it goes.
-                    let gone = self.poll(Duration::from_millis(200))?.0
-                        && self.link_state()? == Some(LinkState::Gone);
+                    // Deleting or moving an interface takes it down first; the removal
+                    // follows (after RCU grace periods for a move): say "removed" if it
+                    // comes within a second.
+                    let gone = self.removed_within(Duration::from_secs(1))?;
                     let (name, ns) = (self.interface.clone(), self.namespace.clone());
                     return Err(if gone {
                         Error::InterfaceGone { name, ns }
@@ -388,6 +389,21 @@ impl KernelCounter {
                 Ok((events, woken)) => return Ok((events != 0, woken)),
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => ms = 0,
                 Err(e) => return Err(Error::sys("poll", "", e)),
+            }
+        }
+    }
+
+    /// Waits up to `limit` for the interface to be removed.
+    fn removed_within(&mut self, limit: Duration) -> Result<bool> {
+        let end = std::time::Instant::now() + limit;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                let now = self.watch.ask();
+                return Ok(now.is_ok_and(|s| s == LinkState::Gone));
+            }
+            if self.poll(left)?.0 && self.link_state()? == Some(LinkState::Gone) {
+                return Ok(true);
             }
         }
     }

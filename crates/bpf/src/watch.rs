@@ -90,8 +90,9 @@ impl LinkWatch {
         state
     }
 
-    /// Asks for the interface by index (after lost events).
-    fn ask(&mut self) -> io::Result<LinkState> {
+    /// Asks the kernel for the interface's state now (after lost events, or to tell a
+    /// deletion in progress from a plain "down").
+    pub fn ask(&mut self) -> io::Result<LinkState> {
         // Through the subscribed socket: one made now would be in the calling thread's
         // namespace, which may not be the interface's.
         let mut msg = LinkMessage::default();
