@@ -21,7 +21,9 @@ pub const API_TIMEOUT: Duration = Duration::from_secs(5);
 /// One runtime's API socket and where its path came from (for messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// The runtime that serves it (Podman's service speaks the same API as Docker).
     pub runtime: Runtime,
+    /// The unix socket's path.
     pub socket: PathBuf,
     /// The variable that named it (`DOCKER_HOST`, `CONTAINER_HOST`), or `None` for the
     /// runtime's default path.

@@ -25,9 +25,13 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// Docker (`docker-<id>.scope`, `/docker/<id>`).
     Docker,
+    /// Podman (`libpod-<id>.scope`, `/libpod_parent/libpod-<id>`).
     Podman,
+    /// containerd's CRI plugin (`cri-containerd-<id>.scope`, `…:cri-containerd:<id>`).
     Containerd,
+    /// CRI-O (`crio-<id>.scope`).
     #[serde(rename = "cri-o")]
     CriO,
     /// A Kubernetes pod's container whose runtime the cgroup does not name.
@@ -35,6 +39,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The word for it in outputs (`docker`, `podman`, `containerd`, `cri-o`, `kubernetes`).
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Docker => "docker",
@@ -65,6 +70,7 @@ impl fmt::Display for Kind {
 /// A container recognised from a cgroup path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct CgroupContainer {
+    /// Who made it.
     pub kind: Kind,
     /// The full ID (64 hex digits).
     pub id: String,

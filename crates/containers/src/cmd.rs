@@ -13,8 +13,11 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(20);
 /// What a finished command printed.
 #[derive(Debug)]
 pub struct Output {
+    /// It exited with status 0.
     pub success: bool,
+    /// Its standard output.
     pub stdout: String,
+    /// Its standard error.
     pub stderr: String,
 }
 

@@ -13,6 +13,7 @@
 //! It must not open or enter namespaces (that is `nsring-netns`, which uses this crate to
 //! turn `podman:web1` into a process) and it never changes a container.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::fmt;
 use std::io;
@@ -33,8 +34,11 @@ pub use api::Endpoint;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
+    /// Podman (`podman:NAME|ID`).
     Podman,
+    /// Docker, or any server of the Docker Engine API (`docker:NAME|ID`).
     Docker,
+    /// containerd (`containerd:ID`, any containerd namespace).
     Containerd,
 }
 
@@ -66,6 +70,7 @@ impl fmt::Display for Runtime {
 /// A container as its runtime describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Container {
+    /// The runtime that runs it.
     pub runtime: Runtime,
     /// The full ID.
     pub id: String,
@@ -116,53 +121,82 @@ impl Container {
 pub enum Error {
     /// The runtime is not installed or not running here.
     #[error("{runtime} is not available here: {why}")]
-    Absent { runtime: Runtime, why: String },
+    Absent {
+        /// The runtime.
+        runtime: Runtime,
+        /// What is missing (its socket, its client).
+        why: String,
+    },
     /// A configuration nsring cannot use (a `tcp://` `DOCKER_HOST`, say).
     #[error("{what}")]
-    Unsupported { runtime: Runtime, what: String },
+    Unsupported {
+        /// The runtime.
+        runtime: Runtime,
+        /// What cannot be used, and why.
+        what: String,
+    },
     /// The API socket refused us.
     #[error("cannot connect to {runtime} at {endpoint}{}", advice(source))]
     Connect {
+        /// The runtime.
         runtime: Runtime,
+        /// The socket's URL (`unix:///…`).
         endpoint: String,
+        /// What connecting said.
         #[source]
         source: io::Error,
     },
     /// No complete answer in time.
     #[error("{runtime} at {endpoint} did not answer within {secs} s (is the daemon hung?)")]
     Timeout {
+        /// The runtime.
         runtime: Runtime,
+        /// The socket's URL, or the client command.
         endpoint: String,
+        /// The time allowed.
         secs: u64,
     },
     /// An answer that is not what the API documents.
     #[error("{runtime} at {endpoint}: {what}")]
     Protocol {
+        /// The runtime.
         runtime: Runtime,
+        /// The socket's URL.
         endpoint: String,
+        /// What was wrong with the answer.
         what: String,
     },
     /// The API answered with an error status.
     #[error("{runtime} at {endpoint} answered {status}: {message}")]
     Api {
+        /// The runtime.
         runtime: Runtime,
+        /// The socket's URL.
         endpoint: String,
+        /// The HTTP status.
         status: u16,
+        /// The API's message.
         message: String,
     },
     /// The runtime's client could not be started.
     #[error("cannot run '{command}'")]
     Command {
+        /// The runtime.
         runtime: Runtime,
+        /// The command line.
         command: String,
+        /// Why it could not start.
         #[source]
         source: io::Error,
     },
     /// The runtime's client failed.
     #[error("'{command}' failed: {message}")]
     CommandFailed {
+        /// The runtime.
         runtime: Runtime,
+        /// The command line.
         command: String,
+        /// The last line of its standard error.
         message: String,
     },
     /// No container of that name or ID.
@@ -170,6 +204,7 @@ pub enum Error {
     NotFound {
         /// The runtime asked, or `None` for a bare name (every runtime).
         runtime: Option<Runtime>,
+        /// The name or ID asked for.
         name: String,
         /// The runtimes asked, and how (`docker at unix:///var/run/docker.sock`).
         searched: Vec<String>,
@@ -179,8 +214,11 @@ pub enum Error {
     /// The container exists but has no process (and so no network namespace).
     #[error("{runtime} container '{name}' is not running ({status}); start it first")]
     NotRunning {
+        /// Its runtime.
         runtime: Runtime,
+        /// The name or ID asked for.
         name: String,
+        /// The runtime's word for its state (`exited`, `created`, ...).
         status: String,
     },
     /// A bare name that several running containers answer to.
@@ -189,6 +227,7 @@ pub enum Error {
         candidates.join(", ")
     )]
     Ambiguous {
+        /// The name asked for.
         name: String,
         /// `podman:web1 (3f2a9c1b2c3d)`, ...
         candidates: Vec<String>,
@@ -343,6 +382,7 @@ pub fn find_any(name: &str) -> Result<Container, Error> {
             }
         }
     }
+    dedup_by_pid(&mut running);
     match running.len() {
         1 => Ok(running.remove(0)),
         0 => match (stopped, failure) {
@@ -376,16 +416,71 @@ pub fn running() -> (Vec<Container>, Vec<String>) {
     let mut out = Vec::new();
     let mut notes = Vec::new();
     for runtime in Runtime::ALL {
-        let listed = source(runtime).and_then(|src| match &src {
-            Source::Api(ep) => ep.running(),
-            Source::PodmanCli => podman::running(),
-            Source::Ctr(sock) => containerd::running(sock),
-        });
-        match listed {
+        match running_in(runtime) {
             Ok(mut v) => out.append(&mut v),
             Err(Error::Absent { .. }) => {}
             Err(e) => notes.push(e.to_string()),
         }
     }
+    dedup_by_pid(&mut out);
     (out, notes)
+}
+
+/// The running containers of one runtime; [`Error::Absent`] if it is not here.
+pub fn running_in(runtime: Runtime) -> Result<Vec<Container>, Error> {
+    match source(runtime)? {
+        Source::Api(ep) => ep.running(),
+        Source::PodmanCli => podman::running(),
+        Source::Ctr(sock) => containerd::running(&sock),
+    }
+}
+
+/// One entry per container: the same main process reported by two runtimes is one
+/// container seen twice (Podman's CLI and its Docker-compatible service at `DOCKER_HOST`;
+/// Docker and its containerd, namespace `moby`). The first runtime in [`Runtime::ALL`]'s
+/// order keeps it.
+fn dedup_by_pid(found: &mut Vec<Container>) {
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|c| c.pid.is_none_or(|pid| seen.insert(pid)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(runtime: Runtime, id: &str, pid: Option<u32>) -> Container {
+        Container {
+            runtime,
+            id: id.into(),
+            name: Some("web1".into()),
+            pid,
+            status: if pid.is_some() { "running" } else { "exited" }.into(),
+            netns_path: None,
+            namespace: None,
+            source: String::new(),
+        }
+    }
+
+    #[test]
+    fn one_process_is_one_container_whoever_reports_it() {
+        let mut found = vec![
+            c(Runtime::Podman, "aa", Some(10)),
+            c(Runtime::Docker, "aa", Some(10)), // Podman's service at DOCKER_HOST
+            c(Runtime::Docker, "bb", Some(20)),
+            c(Runtime::Containerd, "bb", Some(20)), // Docker's containerd, namespace moby
+            c(Runtime::Docker, "cc", None),
+            c(Runtime::Podman, "dd", None),
+        ];
+        dedup_by_pid(&mut found);
+        let kept: Vec<(Runtime, &str)> = found.iter().map(|c| (c.runtime, c.id.as_str())).collect();
+        assert_eq!(
+            kept,
+            [
+                (Runtime::Podman, "aa"),
+                (Runtime::Docker, "bb"),
+                (Runtime::Docker, "cc"),
+                (Runtime::Podman, "dd")
+            ]
+        );
+    }
 }

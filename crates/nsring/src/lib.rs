@@ -12,6 +12,9 @@
 //!   ([`PcapngWriter`], [`PcapWriter`]);
 //! - [`bpf`] (`nsring-bpf`): counting in the kernel, copying nothing: tcpdump filters as
 //!   eBPF programs at an interface's traffic-control hooks (`nsring_bpf::KernelCounter`).
+//! - [`containers`] (`nsring-containers`): container runtimes (Podman, Docker, containerd):
+//!   a container's process by name or ID, the running containers, containers recognised
+//!   from cgroups. [`NetNs::open`] uses it for `podman:web1`, `docker:ID`, `containerd:ID`.
 //!
 //! Capturing and sending need `CAP_NET_RAW`, entering a named namespace `CAP_SYS_ADMIN`
 //! (in practice: root). Every main type has an example in its documentation; this one puts
@@ -67,6 +70,27 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # A container's namespace, by name
+//!
+//! ```no_run
+//! use nsring::{Capture, CaptureConfig, NetNs};
+//!
+//! // `docker:web1`, `containerd:3f2a9c1b`, or a bare `web1` if only one runtime has it
+//! let ns = NetNs::open_str("podman:web1")?;
+//! if let Some(c) = ns.container() {
+//!     println!("{} ({}), main process {:?}", c.label(), c.short_id(), c.pid);
+//! }
+//! let mut cap = Capture::open(&ns, &CaptureConfig::new("eth0"))?;
+//! # let _ = cap.next_block(None)?;
+//! // the runtimes can be asked directly too
+//! let (running, notes) = nsring::containers::running();
+//! for c in &running {
+//!     println!("{} pid {:?}", c.label(), c.pid);
+//! }
+//! # let _ = notes;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Read it back
 //!
 //! ```no_run
@@ -84,6 +108,7 @@
 
 pub use nsring_bpf as bpf;
 pub use nsring_capture as capture;
+pub use nsring_containers as containers;
 pub use nsring_netns as netns;
 pub use nsring_pcap as pcap;
 pub use nsring_registry as registry;
