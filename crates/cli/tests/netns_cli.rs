@@ -318,6 +318,27 @@ fn identify_pids_attach() {
         ok(&["netns", "identify", &anon.pid().to_string()]),
         format!("{attached}\n")
     );
+    // Any namespace spelling names a namespace: pid:PID, another name, a path.
+    let (n2, n3, n4) = (
+        lab.ns_name("att2"),
+        lab.ns_name("att3"),
+        lab.ns_name("att4"),
+    );
+    let _guards = [
+        NameGuard(n2.clone()),
+        NameGuard(n3.clone()),
+        NameGuard(n4.clone()),
+    ];
+    let path = format!("/proc/{}/ns/net", anon.pid());
+    ok(&["netns", "attach", &n2, &format!("pid:{}", anon.pid())]);
+    ok(&["netns", "attach", &n3, &attached]);
+    ok(&["netns", "attach", &n4, &path]);
+    let mut want = [attached.clone(), n2, n3, n4];
+    want.sort();
+    assert_eq!(
+        ok(&["netns", "identify", &anon.pid().to_string()]),
+        want.join("\n") + "\n"
+    );
 }
 
 #[test]
@@ -362,6 +383,11 @@ fn bad_input_exits_2_and_leaves_nothing() {
     fails(&["netns", "attach", &missing, "4294967294"], 2);
     assert!(!run_dir_has(&missing));
     fails(&["netns", "attach", "a/b", "1"], 2);
+    let err = fails(&["netns", "attach", &missing, &lab.ns_name("nowhere")], 2);
+    assert!(err.contains("does not exist"), "{err}");
+    let err = fails(&["netns", "attach", &missing, "nsrtfoo:x"], 2);
+    assert!(err.contains("unknown prefix"), "{err}");
+    assert!(!run_dir_has(&missing));
     fails(&["netns", "identify", "4294967294"], 2);
     fails(&["netns", "pids", &missing], 2);
     let err = fails(&["netns", "pids", "pid:4294967294"], 2);

@@ -231,18 +231,20 @@ pub fn del_and_wait(name: &str, wait: std::time::Duration) -> Result<DeleteRepor
     Ok(report)
 }
 
-/// Gives the namespace of process `pid` the name `name` (like `ip netns attach NAME PID`):
-/// `/proc/PID/ns/net` is bind-mounted onto `/run/netns/NAME`. On failure nothing is left.
-pub fn attach(name: &str, pid: u32) -> Result<NetNs> {
+/// Gives the namespace `spec` names the name `name`, like `ip netns attach NAME PID` with
+/// any namespace spelling ([`NsSpec::Pid`], a container, a path, another name): the
+/// namespace is opened, then that descriptor is bind-mounted onto `/run/netns/NAME`. On
+/// failure nothing is left.
+pub fn attach(name: &str, spec: &NsSpec) -> Result<NetNs> {
     validate_name(name)?;
-    if pid == 0 {
-        return Err(Error::ProcessNotFound { pid });
+    if let NsSpec::Pid(0) = spec {
+        return Err(Error::ProcessNotFound { pid: 0 });
     }
     // Open first: the mount source is this descriptor, so a PID that exits (and is reused)
     // between the check and the mount cannot give the name to another namespace.
-    let ns = NetNs::open(&NsSpec::Pid(pid)).map_err(|e| match e {
-        Error::NotFound { .. } => Error::ProcessNotFound { pid },
-        e => e,
+    let ns = NetNs::open(spec).map_err(|e| match (e, spec) {
+        (Error::NotFound { .. }, NsSpec::Pid(pid)) => Error::ProcessNotFound { pid: *pid },
+        (e, _) => e,
     })?;
     let dir = Path::new(NETNS_RUN_DIR);
     sys::prepare_run_dir(dir).map_err(|e| Error::sys("prepare", NETNS_RUN_DIR, e))?;
@@ -253,7 +255,7 @@ pub fn attach(name: &str, pid: u32) -> Result<NetNs> {
         let _ = std::fs::remove_file(&path);
         return Err(Error::sys(
             "mount",
-            format!("of namespace of PID {pid} on {}", path.display()),
+            format!("of namespace {spec} on {}", path.display()),
             e,
         ));
     }

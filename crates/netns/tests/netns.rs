@@ -206,7 +206,7 @@ fn attach_names_a_process_namespace_and_leaves_nothing_on_failure() {
     let name = lab.ns_name("att");
     let guard = NameGuard(name.clone());
     let sleeper = spawn_sleeper(&["unshare", "--net", "sleep", "30"]);
-    let ns = nsring_netns::attach(&name, sleeper.pid()).unwrap();
+    let ns = nsring_netns::attach(&name, &NsSpec::Pid(sleeper.pid())).unwrap();
     assert!(ns.same_as(&NetNs::open(&NsSpec::Pid(sleeper.pid())).unwrap()));
     assert!(ns.same_as(&NetNs::open_str(&name).unwrap()));
     assert_eq!(
@@ -215,9 +215,24 @@ fn attach_names_a_process_namespace_and_leaves_nothing_on_failure() {
     );
     assert!(ip(&["netns", "list"]).lines().any(|l| l.starts_with(&name)));
 
+    // Any spelling of a namespace can be named: another name, a path.
+    let by_name = lab.ns_name("att2");
+    let _g2 = NameGuard(by_name.clone());
+    let by_path = lab.ns_name("att3");
+    let _g3 = NameGuard(by_path.clone());
+    nsring_netns::attach(&by_name, &NsSpec::Name(name.clone())).unwrap();
+    let path = PathBuf::from(format!("/proc/{}/ns/net", sleeper.pid()));
+    nsring_netns::attach(&by_path, &NsSpec::Path(path)).unwrap();
+    let mut names = nsring_netns::identify(sleeper.pid()).unwrap();
+    names.sort();
+    let mut want = vec![name.clone(), by_name.clone(), by_path.clone()];
+    want.sort();
+    assert_eq!(names, want);
+    drop((_g2, _g3));
+
     // The name is taken now.
     assert!(matches!(
-        nsring_netns::attach(&name, std::process::id()),
+        nsring_netns::attach(&name, &NsSpec::Pid(std::process::id())),
         Err(Error::Exists { .. })
     ));
     assert!(
@@ -228,13 +243,13 @@ fn attach_names_a_process_namespace_and_leaves_nothing_on_failure() {
     // A missing process, or a bad name: nothing is created.
     let other = lab.ns_name("none");
     assert!(matches!(
-        nsring_netns::attach(&other, u32::MAX - 1),
+        nsring_netns::attach(&other, &NsSpec::Pid(u32::MAX - 1)),
         Err(Error::ProcessNotFound { .. })
     ));
     assert!(!run_dir_has(&other));
     for bad in ["", ".", "..", "a/b"] {
         assert!(matches!(
-            nsring_netns::attach(bad, sleeper.pid()),
+            nsring_netns::attach(bad, &NsSpec::Pid(sleeper.pid())),
             Err(Error::InvalidName { .. })
         ));
     }
@@ -245,7 +260,7 @@ fn attach_names_a_process_namespace_and_leaves_nothing_on_failure() {
     // deleting it says so and predicts nothing for its interfaces.
     let own = lab.ns_name("own");
     let _guard = NameGuard(own.clone());
-    nsring_netns::attach(&own, std::process::id()).unwrap();
+    nsring_netns::attach(&own, &NsSpec::Pid(std::process::id())).unwrap();
     let report = nsring_netns::del(&own).unwrap();
     let current_is_initial = nsring_netns::discover::is_initial(&NetNs::current().unwrap());
     assert_eq!(report.initial, current_is_initial);

@@ -26,6 +26,8 @@ Examples:
   nsring netns identify 1234         the name(s) of PID 1234's namespace
   nsring netns pids ns0
   nsring netns attach web 1234       name PID 1234's namespace 'web'
+  nsring netns attach web podman:web1
+                                     name a container's namespace (any NS spelling)
   nsring netns del ns0               says who still holds it and what happens to its interfaces
 
 NS is a namespace name (/run/netns/NAME, shared with `ip netns`), a path to a namespace
@@ -100,12 +102,14 @@ enum Sub {
         #[arg(value_name = "NS", add = crate::complete::netns())]
         ns: String,
     },
-    /// Give the namespace of process PID the name NAME, like `ip netns attach`.
+    /// Give a namespace the name NAME, like `ip netns attach NAME PID`: NS is a PID (as
+    /// for ip), or any namespace spelling (pid:PID, a container such as podman:web1, a path,
+    /// another name; name:1234 for a namespace named 1234).
     Attach {
         #[arg(value_name = "NAME")]
         name: String,
-        #[arg(value_name = "PID")]
-        pid: u32,
+        #[arg(value_name = "NS", add = crate::complete::netns())]
+        ns: String,
     },
 }
 
@@ -142,8 +146,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Sub::Attach { name, pid } => {
-            nsring_netns::attach(&name, pid).map_err(process_usage)?;
+        Sub::Attach { name, ns } => {
+            // A bare number is a PID, as `ip netns attach` reads it.
+            let spec = match ns.parse::<u32>() {
+                Ok(pid) => NsSpec::Pid(pid),
+                Err(_) => ns.parse()?,
+            };
+            nsring_netns::attach(&name, &spec).map_err(process_usage)?;
             Ok(ExitCode::SUCCESS)
         }
     }
