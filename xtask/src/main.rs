@@ -55,12 +55,14 @@ const TEST_PKGS: &[&str] = &[
     "make",
     "dpkg-dev",
     "binutils",
-    // Container tests: real Podman containers from a busybox-static image the lab builds.
+    // Container tests: real Podman containers from a busybox-static image the lab builds,
+    // and a Docker daemon of the lab's own (with the containerd it starts; ctr).
     "podman",
     "runc",
     "busybox-static",
     "uidmap",
     "containerd",
+    "docker.io",
     "tar",
     // nsring mount: fusermount3 and /etc/fuse.conf (fuser mounts without libfuse, so
     // libfuse3-dev is not needed to build)
@@ -236,8 +238,8 @@ fn test(args: &[String]) -> Result<(), String> {
         &["check", "--quiet", "--manifest-path", "fuzz/Cargo.toml"],
     );
     let after = leftovers();
-    // Lab names carry their creator's PID (`nsrt-<pid>-...`): one whose creator still runs
-    // belongs to another test run on this machine (ours have all exited by now).
+    // Lab names carry their creator's PID (see `creator_pid`): one whose creator still runs
+    // belongs to another run on this machine (ours have all exited by now).
     let new: Vec<&String> = after
         .iter()
         .filter(|n| !before.contains(n) && !creator_alive(n))
@@ -257,18 +259,43 @@ fn test(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether a lab resource's name (`netns:nsrt-<pid>-...`, `mount:/tmp/nsrt-<pid>-...`) names
-/// a process that still runs.
+/// Whether the process that made a lab resource (`netns:NAME`, `link:NAME`,
+/// `mount:/tmp/nsrt-<pid>-...`, ...) still runs: then it belongs to another run on this
+/// machine (a test, `cargo xtask bench`, `soak`, `nsring demo`), not to this one.
 fn creator_alive(resource: &str) -> bool {
     let name = resource.split_once(':').map_or(resource, |(_, n)| n);
-    let name = name.rsplit('/').next().unwrap_or(name);
-    // `nsrt-<pid>-...` (the test lab)
-    name.strip_prefix("nsrt-")
-        .and_then(|rest| rest.split('-').next())
-        // `nsrt-demo<pid>-...` (`nsring demo`), `nsrt-b<pid>-...` (`cargo xtask bench`)
-        .map(|pid| pid.trim_start_matches("demo").trim_start_matches('b'))
-        .and_then(|pid| pid.parse::<u32>().ok())
-        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    // a path: its last component that is a lab name
+    let name = name
+        .rsplit('/')
+        .find(|c| c.starts_with("nsrt"))
+        .unwrap_or(name);
+    creator_pid(name).is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// The PID every lab name in the repository carries. Two schemes:
+/// - `nsrt-<letters><pid>[-...]`, the PID in decimal: namespaces, containers, networks and
+///   state directories (the test lab `nsrt-<pid>-...`, Docker labs `nsrt-<pid>-d<n>-...`,
+///   `nsring demo`'s `nsrt-demo<pid>-...`, the bench's `nsrt-b<pid>-...`, the many-namespace
+///   bench's `nsrt-m<pid>-...`, the soak's `nsrt-c<pid>-...`, the examples' `nsrt-ex<pid>`);
+/// - `nsrt<pid in hex><letter g-z>...`: initial-namespace interfaces, 15 bytes at most (the
+///   lab's veths `...h<n>`, Docker lab bridges `...k<n>`, the demo's `...i1`, the examples'
+///   `...xa`).
+fn creator_pid(name: &str) -> Option<u32> {
+    if let Some(rest) = name.strip_prefix("nsrt-") {
+        let rest = rest.trim_start_matches(|c: char| c.is_ascii_lowercase());
+        let end = rest.find('-').unwrap_or(rest.len());
+        let pid = &rest[..end];
+        return (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| pid.parse().ok())
+            .flatten();
+    }
+    let rest = name.strip_prefix("nsrt")?;
+    let end = rest.find(|c: char| !c.is_ascii_hexdigit())?;
+    let tag = rest[end..].chars().next()?;
+    if end == 0 || !('g'..='z').contains(&tag) {
+        return None;
+    }
+    u32::from_str_radix(&rest[..end], 16).ok()
 }
 
 fn test_package() -> Result<(), String> {
@@ -280,8 +307,9 @@ fn test_package() -> Result<(), String> {
     package_test::run(&root().join("target/debug/nsring"))
 }
 
-/// Lab namespaces, their mounts, lab interfaces of the initial namespace and nsring FUSE
-/// mounts on lab directories that exist now.
+/// Lab resources that exist now: namespaces, interfaces of the initial namespace, nsring
+/// FUSE mounts on lab directories, lab container daemons (Docker labs' `dockerd` and its
+/// `containerd`, named by their state directory), and Podman containers and networks.
 fn leftovers() -> Vec<String> {
     let mut out = Vec::new();
     if let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") {
@@ -309,6 +337,81 @@ fn leftovers() -> Vec<String> {
             }
         }
     }
+    out.extend(lab_daemons());
+    for (what, args) in [
+        ("container", &["ps", "-a", "--format", "{{.Names}}"][..]),
+        (
+            "podman-network",
+            &["network", "ls", "--format", "{{.Name}}"],
+        ),
+    ] {
+        if let Ok(o) = Command::new("podman").args(args).output() {
+            for name in String::from_utf8_lossy(&o.stdout).lines() {
+                if name.starts_with("nsrt") {
+                    out.push(format!("{what}:{name}"));
+                }
+            }
+        }
+    }
     out.sort();
     out
+}
+
+/// `daemon:<state dir>` for every `dockerd`/`containerd` running with state under a lab
+/// directory (`.../nsrt-<pid>-d<n>-...`).
+fn lab_daemons() -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+        if !matches!(comm.trim(), "dockerd" | "containerd") {
+            continue;
+        }
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let lab_dir = String::from_utf8_lossy(&cmdline)
+            .split(['\0', '/', '='])
+            .find(|part| part.starts_with("nsrt-"))
+            .map(str::to_owned);
+        if let Some(dir) = lab_dir {
+            let entry = format!("daemon:{dir}");
+            if !out.contains(&entry) {
+                out.push(entry);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::creator_pid;
+
+    #[test]
+    fn every_lab_naming_scheme_gives_its_creator() {
+        for (name, pid) in [
+            ("nsrt-1234-0-tag-a", Some(1234)),
+            ("nsrt-1234-d3-cli-web1", Some(1234)),
+            ("nsrt-demo4321-ns0", Some(4321)),
+            ("nsrt-b23112-rx", Some(23112)),
+            ("nsrt-m77-s-12", Some(77)),
+            ("nsrt-c88-5", Some(88)),
+            ("nsrt-ex99", Some(99)),
+            ("nsrt-77-mnt0-ls", Some(77)),
+            ("nsrt4d2h1f", Some(0x4d2)),
+            ("nsrt4d2k0", Some(0x4d2)),
+            ("nsrt10e1i1", Some(0x10e1)),
+            ("nsrt63xa", Some(0x63)),
+            // no PID to read: always a leftover once this run is over
+            ("nsrt-ex-99", None),
+            ("nsrt-point-5", None),
+            ("nsrt-", None),
+            ("nsrt4d2", None),
+            ("nsrt4d2a", None),
+            ("nsrtxh1", None),
+        ] {
+            assert_eq!(creator_pid(name), pid, "{name}");
+        }
+    }
 }

@@ -20,7 +20,7 @@ fn leftovers(pid: u32) -> Vec<String> {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| *n == format!("nsrt{}e1", pid % 1_000_000));
+        .filter(|n| *n == format!("nsrt{pid:x}i1"));
     ns.into_iter().chain(links).collect()
 }
 

@@ -3,7 +3,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| format!("nsrt-ex-{}", std::process::id()));
+        .unwrap_or_else(|| format!("nsrt-ex{}", std::process::id()));
     let ns = nsring_netns::add(&name)?;
     let inside = ns.run(|| std::fs::read_link("/proc/thread-self/ns/net"))??;
     println!(

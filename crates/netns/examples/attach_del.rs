@@ -7,8 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("usage: attach_del PID")?
         .parse()?;
-    let name = format!("nsrt-ex-{}", std::process::id());
-    let ns = nsring_netns::attach(&name, pid)?;
+    let name = format!("nsrt-ex{}", std::process::id());
+    let ns = nsring_netns::attach(&name, &nsring_netns::NsSpec::Pid(pid))?;
     println!("attached {name} (inode {})", ns.inode());
     println!("identify {pid}: {:?}", nsring_netns::identify(pid)?);
     drop(ns);

@@ -105,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let lab = DemoLab {
         ns0: format!("nsrt-demo{pid}-ns0"),
         wire: format!("nsrt-demo{pid}-wire"),
-        eth1: format!("nsrt{}e1", pid % 1_000_000),
+        eth1: format!("nsrt{pid:x}i1"),
     };
     let (ns0, wire, eth1) = (lab.ns0.as_str(), lab.wire.as_str(), lab.eth1.as_str());
     println!("nsring demo: PF_RING's network-namespace walkthrough on a lab of its own.");
