@@ -1,4 +1,5 @@
-//! Shell completion of live values: namespace names for `--netns`, `NS/IFACE` pairs for `-i`.
+//! Shell completion of live values: namespace names and running containers (`podman:NAME`,
+//! `docker:NAME`) for `--netns`, `NS/IFACE` pairs for `-i`.
 //!
 //! The shell scripts (`nsring completions bash|zsh|fish`) are clap_complete's dynamic ones:
 //! on Tab they run `NSRING_COMPLETE=<shell> nsring -- <words>`, and clap_complete answers from
@@ -9,7 +10,7 @@
 use std::ffi::OsStr;
 
 use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
-use nsring_netns::{NETNS_RUN_DIR, NetNs, NsSpec};
+use nsring_netns::{NETNS_RUN_DIR, NetNs, NsSpec, Runtime};
 
 /// The environment variable that turns a run of nsring into a completion request.
 pub const ENV_VAR: &str = "NSRING_COMPLETE";
@@ -26,12 +27,40 @@ pub fn interface() -> ArgValueCompleter {
 
 fn complete_netns(current: &OsStr) -> Vec<CompletionCandidate> {
     let current = current.to_string_lossy();
-    named_namespaces()
-        .into_iter()
-        .map(|n| escape(&n))
+    let mut out: Vec<String> = named_namespaces().into_iter().map(|n| escape(&n)).collect();
+    out.extend(containers(&current).into_iter().map(|(target, _)| target));
+    out.into_iter()
         .filter(|n| n.starts_with(current.as_ref()))
         .map(CompletionCandidate::new)
         .collect()
+}
+
+/// The running containers as targets (`podman:NAME`, `docker:NAME`, `containerd:ID`) with
+/// their main process, from the runtimes `word` could be naming: Podman and Docker when it
+/// is empty or starts like their prefix, containerd only once it starts with `c` (its
+/// containers are mostly Docker's or Kubernetes', and `ctr` is slow to ask). A runtime that
+/// is absent or does not answer offers nothing.
+fn containers(word: &str) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for runtime in Runtime::ALL {
+        let prefix = format!("{runtime}:");
+        let wanted = if runtime == Runtime::Containerd {
+            !word.is_empty() && (prefix.starts_with(word) || word.starts_with(&prefix))
+        } else {
+            prefix.starts_with(word) || word.starts_with(&prefix)
+        };
+        if !wanted {
+            continue;
+        }
+        for c in nsring_containers::running_in(runtime).unwrap_or_default() {
+            let Some(pid) = c.pid else { continue };
+            let id = c.name.clone().unwrap_or_else(|| c.id.clone());
+            out.push((format!("{prefix}{id}"), pid));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// `-i` takes a list (`a,b`): the item after the last unescaped comma is completed, the
@@ -66,6 +95,16 @@ fn complete_interface(current: &OsStr) -> Vec<CompletionCandidate> {
                     Some(ifs) => out.extend(ifs.iter().map(|i| format!("{ns}/{}", escape(i)))),
                     // not allowed to look inside: offer the namespace, the user types the rest
                     None => out.push(format!("{ns}/")),
+                }
+            }
+            for (target, pid) in containers(item) {
+                if !target.starts_with(item) && !item.starts_with(&target) {
+                    continue;
+                }
+                // the main process is in the container's namespace: no second runtime query
+                match interfaces(&NsSpec::Pid(pid)) {
+                    Some(ifs) => out.extend(ifs.iter().map(|i| format!("{target}/{}", escape(i)))),
+                    None => out.push(format!("{target}/")),
                 }
             }
         }

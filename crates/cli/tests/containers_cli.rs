@@ -5,129 +5,23 @@
 //! Starting containers is slow, so one lab serves every step (one test function); the lab's
 //! guard removes the containers, the network, the image and restores `ip_forward`.
 
-use std::io::Read;
 use std::os::unix::net::UnixListener;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use etherparse::PacketBuilder;
-use nsring_capture::Sender;
 use nsring_netns::lab::podman::PodmanLab;
 use nsring_netns::{NetNs, NsSpec};
 
 mod common;
 
-use common::{NSRING, Running, start};
+use common::containers::{count, exact_count, fails, final_json, finish, send, with};
 
-const SRC: [u8; 6] = [0x02, 0x6e, 0x73, 0x72, 0x74, 0x01];
-const DST: [u8; 6] = [0x02, 0x6e, 0x73, 0x72, 0x74, 0x02];
+/// Deletes a namespace name on drop.
+struct NameGuard(String);
 
-/// `n` UDP frames to port 9, `len` bytes each, out of `eth0` of `ns`.
-fn send(ns: &NetNs, n: usize, len: usize) {
-    let payload = vec![0x5a; len - 14 - 20 - 8];
-    let mut f = Vec::new();
-    PacketBuilder::ethernet2(SRC, DST)
-        .ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
-        .udp(40000, 9)
-        .write(&mut f, &payload)
-        .unwrap();
-    let s = Sender::open(ns, "eth0").unwrap();
-    for _ in 0..n {
-        s.send(&f).unwrap();
+impl Drop for NameGuard {
+    fn drop(&mut self) {
+        let _ = nsring_netns::del(&self.0);
     }
-}
-
-fn count(lab: &PodmanLab, args: &[&str]) -> Running {
-    let mut cmd = Command::new(NSRING);
-    cmd.envs(lab.env()).arg("count").args(args);
-    start(cmd, "capturing on", Stdio::piped())
-}
-
-/// Waits (bounded) for the capturer to exit; returns (status, stdout, stderr).
-fn finish(mut r: Running, within: Duration) -> (i32, String, String) {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(st) = r.child.try_wait().unwrap() {
-            let mut out = String::new();
-            r.child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut out)
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(50));
-            let err: Vec<String> = r.lines.try_iter().collect();
-            return (st.code().unwrap_or(-1), out, err.join("\n"));
-        }
-        assert!(Instant::now() < deadline, "capturer did not finish in time");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn final_json(out: &str) -> serde_json::Value {
-    let line = out
-        .lines()
-        .rev()
-        .find(|l| l.contains("\"final\""))
-        .unwrap_or_else(|| panic!("no final JSON in {out:?}"));
-    common::json_lines(line).remove(0)
-}
-
-/// Counts exactly `n` frames sent out of the container's eth0, captured through `target`.
-/// Outgoing only: Podman's bridge ports are in hairpin mode, so a flooded frame also comes
-/// back in on eth0.
-fn exact_count(lab: &PodmanLab, ns: &NetNs, target: &str, n: usize) {
-    let r = count(
-        lab,
-        &[
-            "-i",
-            target,
-            "-e",
-            "out",
-            "-f",
-            "udp port 9",
-            "-N",
-            &n.to_string(),
-            "--json",
-        ],
-    );
-    send(ns, n, 200);
-    let (code, out, err) = finish(r, Duration::from_secs(30));
-    assert_eq!(code, 0, "{target}: {err}");
-    let v = final_json(&out);
-    assert_eq!(v["packets"], n as u64, "{target}: {out}");
-    assert_eq!(v["bytes"], (n * 200) as u64, "{target}: {out}");
-}
-
-struct Fail {
-    code: i32,
-    stderr: String,
-}
-
-fn nsring(env: &[(&str, &str)], lab: &PodmanLab, args: &[&str]) -> Fail {
-    let out = Command::new(NSRING)
-        .envs(lab.env())
-        .envs(env.iter().copied())
-        .args(args)
-        .output()
-        .unwrap();
-    Fail {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn fails(env: &[(&str, &str)], lab: &PodmanLab, args: &[&str], code: i32, what: &str) {
-    let r = nsring(env, lab, args);
-    assert_eq!(r.code, code, "nsring {args:?}: {}", r.stderr);
-    let lines: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "not one line: {:?}", r.stderr);
-    assert!(lines[0].starts_with("nsring: error: "), "{}", lines[0]);
-    assert!(
-        lines[0].contains(what),
-        "{args:?}: {} lacks {what:?}",
-        lines[0]
-    );
 }
 
 #[test]
@@ -136,6 +30,7 @@ fn podman_containers_by_name() {
     let id = lab.run("web1");
     let name = lab.name("web1");
     let pid = lab.pid("web1");
+    let env = lab.env();
 
     // The library opens the container's namespace: the same as its main process's.
     let ns = NetNs::open(&format!("podman:{name}").parse().unwrap()).unwrap();
@@ -147,58 +42,65 @@ fn podman_containers_by_name() {
     assert_eq!(plain.spec().to_string(), format!("podman:{name}"));
 
     // Exact counts by runtime:name, by bare name and by ID prefix.
-    exact_count(&lab, &ns, &format!("podman:{name}/eth0"), 300);
-    exact_count(&lab, &ns, &format!("{name}/eth0"), 200);
-    exact_count(&lab, &ns, &format!("podman:{}/eth0", &id[..12]), 100);
+    exact_count(&env, &ns, &format!("podman:{name}/eth0"), 300);
+    exact_count(&env, &ns, &format!("{name}/eth0"), 200);
+    exact_count(&env, &ns, &format!("podman:{}/eth0", &id[..12]), 100);
 
     // netns exec enters the container's namespace only.
-    let out = Command::new(NSRING)
-        .envs(lab.env())
-        .args([
+    let out = common::containers::ok(
+        &env,
+        &[
             "netns",
             "exec",
             &format!("podman:{name}"),
             "readlink",
             "/proc/self/ns/net",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("net:[{}]", ns.inode())
+    assert_eq!(out.trim(), format!("net:[{}]", ns.inode()));
+
+    // netns attach gives the container's namespace a name (any NS spelling works).
+    let attached = lab.name("att");
+    let guard = NameGuard(attached.clone());
+    common::containers::ok(
+        &env,
+        &["netns", "attach", &attached, &format!("podman:{name}")],
     );
+    // (Podman's netavark names it too: netns-<uuid>.)
+    let names = common::containers::ok(&env, &["netns", "identify", &pid.to_string()]);
+    assert!(names.lines().any(|l| l == attached), "{names}");
+    assert!(NetNs::open_str(&attached).unwrap().same_as(&ns));
+    drop(guard);
+    fails(
+        &env,
+        &["netns", "attach", &attached, &format!("podman:{name}-none")],
+        2,
+        "no podman container",
+    );
+    assert!(NetNs::open_str(&format!("name:{attached}")).is_err());
 
     // Bad names: one line each, the right exit code.
     let missing = format!("{}-missing", lab.name("x"));
     fails(
-        &[],
-        &lab,
+        &env,
         &["count", "-i", &format!("podman:{missing}/eth0")],
         2,
         "no podman container",
     );
     fails(
-        &[],
-        &lab,
+        &env,
         &["count", "-i", &format!("{missing}/eth0")],
         2,
         "does not exist",
     );
     fails(
-        &[],
-        &lab,
+        &env,
         &["count", "-i", "nsrtfoo:bar/eth0"],
         2,
         "unknown prefix 'nsrtfoo:'",
     );
     fails(
-        &[],
-        &lab,
+        &env,
         &["count", "-i", "podman:a b/eth0"],
         2,
         "not a container name or ID",
@@ -207,15 +109,13 @@ fn podman_containers_by_name() {
     std::fs::create_dir_all(&dir).unwrap();
     let absent = format!("unix://{}/absent.sock", dir.display());
     fails(
-        &[("DOCKER_HOST", &absent)],
-        &lab,
+        &with(&env, &[("DOCKER_HOST", &absent)]),
         &["count", "-i", "docker:web1/eth0"],
         2,
         "docker is not available here",
     );
     fails(
-        &[("DOCKER_HOST", "tcp://198.18.0.1:2375")],
-        &lab,
+        &with(&env, &[("DOCKER_HOST", "tcp://198.18.0.1:2375")]),
         &["count", "-i", "docker:web1/eth0"],
         2,
         "unix sockets only",
@@ -224,8 +124,7 @@ fn podman_containers_by_name() {
     let _listener = UnixListener::bind(&hang).unwrap();
     let hang_url = format!("unix://{}", hang.display());
     fails(
-        &[("DOCKER_HOST", &hang_url)],
-        &lab,
+        &with(&env, &[("DOCKER_HOST", &hang_url)]),
         &["count", "-i", "docker:web1/eth0"],
         1,
         "did not answer within 5 s",
@@ -234,7 +133,7 @@ fn podman_containers_by_name() {
 
     // A container stopped during a capture ends that capture cleanly.
     let r = count(
-        &lab,
+        &env,
         &[
             "-i",
             &format!("podman:{name}/eth0"),
@@ -261,8 +160,7 @@ fn podman_containers_by_name() {
         "{err}"
     );
     fails(
-        &[],
-        &lab,
+        &env,
         &["count", "-i", &format!("podman:{name}/eth0")],
         2,
         "is not running",

@@ -3,11 +3,12 @@
 //! the lab among them), and every generated page renders with groff and man without a
 //! warning.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
+
+use common::complete::{CompletionDir, set};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -37,60 +38,6 @@ fn nsring(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// What bash offers for the last word of `words` (the word being completed, maybe empty):
-/// bash-completion's loader finds nsring's script where it looks for user completions, the
-/// function it registered runs as on a Tab, and COMPREPLY is printed one per line.
-fn complete(dir: &Path, words: &[&str]) -> BTreeSet<String> {
-    let user_dir = dir.join("bash-completion");
-    std::fs::create_dir_all(user_dir.join("completions")).unwrap();
-    std::fs::write(
-        user_dir.join("completions/nsring"),
-        nsring(&["completions", "bash"]),
-    )
-    .unwrap();
-    let bin_dir = Path::new(common::NSRING).parent().unwrap();
-    let script = r#"
-        source /usr/share/bash-completion/bash_completion || exit 3
-        __load_completion nsring || { echo "no completion loaded" >&2; exit 4; }
-        spec=$(complete -p nsring) || exit 5
-        fn=$(sed -E 's/.* -F ([^ ]+) .*/\1/' <<<"$spec")
-        COMP_WORDS=("$@")
-        COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
-        COMP_LINE="${COMP_WORDS[*]}"
-        COMP_POINT=${#COMP_LINE}
-        COMP_TYPE=9
-        cur=${COMP_WORDS[COMP_CWORD]}
-        prev=${COMP_WORDS[COMP_CWORD-1]}
-        "$fn" nsring "$cur" "$prev"
-        printf '%s\n' "${COMPREPLY[@]}"
-    "#;
-    let out = Command::new("bash")
-        .args(["--norc", "--noprofile", "-c", script, "bash"])
-        .args(words)
-        .env("BASH_COMPLETION_USER_DIR", &user_dir)
-        .env(
-            "PATH",
-            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "bash: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
 #[test]
 fn bash_completes_commands_flags_and_the_labs_namespaces_and_interfaces() {
     let (lab, _a, _b) = common::pair("cmpl");
@@ -98,7 +45,7 @@ fn bash_completes_commands_flags_and_the_labs_namespaces_and_interfaces() {
     // the part the two names share: nothing outside this lab starts with it
     let common_len = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
     let prefix = &a[..common_len];
-    let dir = TempDir::new("cmpl");
+    let dir = CompletionDir::new("docs");
 
     // a partial -i lists every interface of the lab's namespaces as NS/IFACE
     let want = set(&[
@@ -109,24 +56,18 @@ fn bash_completes_commands_flags_and_the_labs_namespaces_and_interfaces() {
     ]);
     for cmd in ["count", "dump", "send"] {
         assert_eq!(
-            complete(&dir.0, &["nsring", cmd, "-i", prefix]),
+            dir.complete(&["nsring", cmd, "-i", prefix], &[]),
             want,
             "{cmd}"
         );
     }
     // after NS/ only that namespace's interfaces; in a list, the last item
     assert_eq!(
-        complete(
-            &dir.0,
-            &["nsring", "count", "--interface", &format!("{a}/")]
-        ),
+        dir.complete(&["nsring", "count", "--interface", &format!("{a}/")], &[]),
         set(&[&format!("{a}/eth1"), &format!("{a}/lo")])
     );
     assert_eq!(
-        complete(
-            &dir.0,
-            &["nsring", "dump", "-i", &format!("{a}/eth1,{b}/e")]
-        ),
+        dir.complete(&["nsring", "dump", "-i", &format!("{a}/eth1,{b}/e")], &[]),
         set(&[&format!("{a}/eth1,{b}/eth1")])
     );
     // --netns (and -n) offers namespace names, in every command that has it
@@ -136,12 +77,15 @@ fn bash_completes_commands_flags_and_the_labs_namespaces_and_interfaces() {
         &["nsring", "link", "list", "-n", prefix],
         &["nsring", "netns", "exec", prefix],
     ] {
-        assert_eq!(complete(&dir.0, words), set(&[&a, &b]), "{words:?}");
+        assert_eq!(dir.complete(words, &[]), set(&[&a, &b]), "{words:?}");
     }
     // commands and flags come from the same definitions as --help
-    assert_eq!(complete(&dir.0, &["nsring", "cou"]), set(&["count"]));
-    assert!(complete(&dir.0, &["nsring", "count", "--sn"]).contains("--snaplen"));
-    let subs = complete(&dir.0, &["nsring", ""]);
+    assert_eq!(dir.complete(&["nsring", "cou"], &[]), set(&["count"]));
+    assert!(
+        dir.complete(&["nsring", "count", "--sn"], &[])
+            .contains("--snaplen")
+    );
+    let subs = dir.complete(&["nsring", ""], &[]);
     for c in [
         "count",
         "dump",

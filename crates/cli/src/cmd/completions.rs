@@ -42,7 +42,52 @@ pub fn script(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
         Shell::Zsh => &Zsh,
         Shell::Fish => &Fish,
     };
-    completer.write_registration(ENV_VAR, "nsring", "nsring", "nsring", out)
+    if shell != Shell::Bash {
+        return completer.write_registration(ENV_VAR, "nsring", "nsring", "nsring", out);
+    }
+    let mut buf = Vec::new();
+    completer.write_registration(ENV_VAR, "nsring", "nsring", "nsring", &mut buf)?;
+    let text = String::from_utf8(buf).map_err(std::io::Error::other)?;
+    out.write_all(bash_colons(&text).as_bytes())
+}
+
+/// bash splits the word being completed at ':' (it is in `COMP_WORDBREAKS`), so
+/// `podman:we` reaches the completer as `podman`, `:`, `we`. Where bash-completion is loaded
+/// (its `_get_comp_words_by_ref` joins them again, `__ltrim_colon_completions` trims what
+/// bash will not replace), the script asks nsring about the whole word. The two places are
+/// found in clap_complete's script (its version is pinned); if it changes, the test
+/// `bash_script_joins_colon_words` says so.
+fn bash_colons(script: &str) -> String {
+    const WORDS: &str = "        words[COMP_CWORD]=\"$2\"\n    fi\n";
+    const JOIN: &str = concat!(
+        "    local _nsring_cur=\n",
+        "    if [[ $COMP_WORDBREAKS == *:* ]] && declare -F _get_comp_words_by_ref >/dev/null; then\n",
+        "        local cur cword\n",
+        "        IFS=$' \\t\\n' _get_comp_words_by_ref -n : cur words cword\n",
+        "        _nsring_cur=$cur\n",
+        "        _CLAP_COMPLETE_INDEX=$cword\n",
+        "    fi\n",
+    );
+    // the end of the function: after clap's own handling of the answer
+    const END: &str = "    fi\n}\n";
+    const TRIM: &str = concat!(
+        "    if [[ -n $_nsring_cur && -n ${COMPREPLY+x} ]] && declare -F __ltrim_colon_completions >/dev/null; then\n",
+        "        __ltrim_colon_completions \"$_nsring_cur\"\n",
+        "    fi\n",
+    );
+    let Some(w) = script.find(WORDS).map(|w| w + WORDS.len()) else {
+        return script.to_owned();
+    };
+    let Some(e) = script[w..].find(END).map(|e| w + e + "    fi\n".len()) else {
+        return script.to_owned();
+    };
+    let mut s = String::with_capacity(script.len() + JOIN.len() + TRIM.len());
+    s.push_str(&script[..w]);
+    s.push_str(JOIN);
+    s.push_str(&script[w..e]);
+    s.push_str(TRIM);
+    s.push_str(&script[e..]);
+    s
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -50,4 +95,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     script(args.shell, &mut out)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bash_script_joins_colon_words() {
+        let mut out = Vec::new();
+        script(Shell::Bash, &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.contains("_get_comp_words_by_ref -n : cur words cword"),
+            "{s}"
+        );
+        assert!(
+            s.contains("__ltrim_colon_completions \"$_nsring_cur\""),
+            "{s}"
+        );
+        // the join comes after clap's own `words` and before nsring is asked
+        let join = s.find("_get_comp_words_by_ref").unwrap();
+        assert!(s.find("local words=").unwrap() < join);
+        assert!(join < s.find("NSRING_COMPLETE=").unwrap());
+        let trim = s.find("__ltrim_colon_completions").unwrap();
+        assert!(s.find("compopt -o nospace\n").unwrap() < trim);
+        assert!(trim < s.find("complete -o nospace").unwrap());
+    }
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use nsring_netns::NetNs;
 use nsring_netns::lab::Lab;
 
+pub mod complete;
+pub mod containers;
 pub mod frames;
 
 pub const NSRING: &str = env!("CARGO_BIN_EXE_nsring");

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::{NETNS_RUN_DIR, NetNs, link};
 
+pub mod docker;
 pub mod podman;
 
 /// Labs made by this process, for unique names.

@@ -95,6 +95,7 @@ pub struct PodmanLab {
     subnet: u8,
     containers: Vec<String>,
     ip_forward: Option<String>,
+    service: Option<std::process::Child>,
 }
 
 impl PodmanLab {
@@ -123,6 +124,7 @@ impl PodmanLab {
             conf,
             containers: Vec::new(),
             ip_forward: ip_forward(),
+            service: None,
         };
         let tar = busybox_rootfs(&lab.dir);
         run_ok(lab.podman().arg("import").arg(&tar).arg(&lab.image));
@@ -203,6 +205,48 @@ impl PodmanLab {
         );
     }
 
+    /// Starts Podman's API service (`podman system service --time=0`) on a socket of the
+    /// lab's own, once, and returns its `unix://` URL when it answers: the Docker Engine API
+    /// as Podman serves it (a second server of that API), and Podman's own. Stopped on drop.
+    ///
+    /// # Panics
+    /// If it does not answer `/_ping` within 30 s.
+    pub fn service(&mut self) -> String {
+        let sock = self.dir.join("podman.sock");
+        let url = format!("unix://{}", sock.display());
+        if self.service.is_none() {
+            let log = std::fs::File::create(self.dir.join("service.log"))
+                .unwrap_or_else(|e| panic!("lab: service.log: {e}"));
+            let child = self
+                .podman()
+                .args(["system", "service", "--time=0"])
+                .arg(&url)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("lab: podman system service: {e}"));
+            self.service = Some(child);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !pings(&sock) {
+                if let Some(st) = self
+                    .service
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    let log = std::fs::read_to_string(self.dir.join("service.log"));
+                    panic!("lab: podman system service exited ({st}): {log:?}");
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "lab: podman system service did not answer within 30 s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        url
+    }
+
     /// The main PID of running container `short`.
     pub fn pid(&self, short: &str) -> u32 {
         let out = run_ok(
@@ -216,8 +260,40 @@ impl PodmanLab {
     }
 }
 
+/// True if an API server answers `GET /_ping` with `OK` on `sock`.
+fn pings(sock: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let mut answer = String::new();
+    s.write_all(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n")
+        .is_ok()
+        && s.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.")
+        && answer.contains(" 200 ")
+        && answer.ends_with("OK")
+}
+
 impl Drop for PodmanLab {
     fn drop(&mut self) {
+        if let Some(mut svc) = self.service.take() {
+            // SIGTERM: the service removes its socket and exits; SIGKILL if it hangs.
+            if let Ok(pid) = i32::try_from(svc.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while svc.try_wait().ok().flatten().is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = svc.kill();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         let quiet = |cmd: &mut Command| {
             if let Ok(out) = cmd.output()
                 && !out.status.success()
