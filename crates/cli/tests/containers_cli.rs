@@ -46,6 +46,55 @@ fn podman_containers_by_name() {
     exact_count(&env, &ns, &format!("{name}/eth0"), 200);
     exact_count(&env, &ns, &format!("podman:{}/eth0", &id[..12]), 100);
 
+    // ls names the container: by runtime:name, by PID (its cgroup, then Podman for the
+    // name), in every namespace's heading and JSON line.
+    let ls = common::json_lines(&common::containers::ok(
+        &env,
+        &["ls", "--netns", &format!("podman:{name}"), "--json"],
+    ));
+    assert_eq!(ls.len(), 1);
+    let c = &ls[0]["container"];
+    assert_eq!(
+        (&c["runtime"], &c["name"], &c["id"], &c["source"]),
+        (
+            &serde_json::json!("podman"),
+            &serde_json::json!(name),
+            &serde_json::json!(id),
+            &serde_json::json!("api")
+        ),
+        "{ls:?}"
+    );
+    let text = common::containers::ok(&env, &["ls", "--netns", &format!("pid:{pid}")]);
+    let want = format!("podman:{name} ({})", &id[..12]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Container") && l.ends_with(&want)),
+        "{text}"
+    );
+    let all = common::containers::ok(&env, &["ls", "dev", "--all-netns"]);
+    assert!(
+        all.lines().any(|l| l.starts_with("== namespace ")
+            && l.contains(&format!("(inode {}), container {want}", ns.inode()))),
+        "{all}"
+    );
+    let all = common::json_lines(&common::containers::ok(
+        &env,
+        &["ls", "sockets", "--all-netns", "--json"],
+    ));
+    let mine: Vec<_> = all
+        .iter()
+        .filter(|v| v["namespace"]["inode"] == ns.inode())
+        .collect();
+    assert_eq!(mine.len(), 1, "{all:?}");
+    assert_eq!(mine[0]["container"]["name"], name.as_str());
+    // a namespace of no container has no container field
+    assert!(
+        all.iter()
+            .filter(|v| v["namespace"]["initial"] == true)
+            .all(|v| v.get("container").is_none()),
+        "{all:?}"
+    );
+
     // netns exec enters the container's namespace only.
     let out = common::containers::ok(
         &env,

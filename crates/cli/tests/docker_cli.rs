@@ -15,7 +15,7 @@ use nsring_netns::{NetNs, NsSpec};
 mod common;
 
 use common::complete::{CompletionDir, set};
-use common::containers::{exact_count, fails, with};
+use common::containers::{exact_count, fails, ok, with};
 
 #[test]
 fn docker_containers_by_name() {
@@ -43,6 +43,38 @@ fn docker_containers_by_name() {
     exact_count(&env, &ns, &format!("docker:{web}/eth0"), 300);
     exact_count(&env, &ns, &format!("{web}/eth0"), 200);
     exact_count(&env, &ns, &format!("docker:{}/eth0", &id[..12]), 100);
+
+    // ls names the container, by docker:NAME and by PID (its cgroup, then the API).
+    let pid = docker.pid(&web);
+    for spec in [format!("docker:{web}"), format!("pid:{pid}")] {
+        let ls = common::json_lines(&ok(&env, &["ls", "--netns", &spec, "--json"]));
+        let c = &ls[0]["container"];
+        assert_eq!(
+            (&c["runtime"], &c["name"], &c["id"]),
+            (
+                &serde_json::json!("docker"),
+                &serde_json::json!(web),
+                &serde_json::json!(id)
+            ),
+            "{spec}: {ls:?}"
+        );
+    }
+    // Without the daemon's socket only the cgroup speaks: runtime and ID, no name.
+    let ls = common::json_lines(&ok(
+        &with(&env, &[("DOCKER_HOST", "unix:///nonexistent/nsrt.sock")]),
+        &["ls", "--netns", &format!("pid:{pid}"), "--json"],
+    ));
+    let c = &ls[0]["container"];
+    assert_eq!(
+        (&c["runtime"], &c["id"], &c["source"], c.get("name")),
+        (
+            &serde_json::json!("docker"),
+            &serde_json::json!(id),
+            &serde_json::json!("cgroup"),
+            None
+        ),
+        "{ls:?}"
+    );
 
     // containerd:ID, through the daemon's own containerd (namespace moby), with ctr.
     let ctr = with(

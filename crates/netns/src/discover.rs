@@ -8,7 +8,7 @@
 //!
 //! [`discover`] adds the containers each namespace belongs to: from the runtimes' APIs when
 //! they can be asked (names), else from the processes' cgroups (runtime and ID). One pass
-//! over `/proc` serves both.
+//! over `/proc` serves both. [`containers_of`] does the same for one open namespace.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -229,6 +229,59 @@ pub fn discover(opts: DiscoverOptions) -> Result<Discovery> {
         notes,
         took: start.elapsed(),
     })
+}
+
+/// The containers `ns` belongs to, for outputs that name them: the one it was opened as
+/// ([`NetNs::container`]), else those its processes' cgroups name; with
+/// [`DiscoverOptions::runtimes`] the runtimes are asked for their names ([`name_tags`]:
+/// only when a cgroup named a container, so a plain namespace costs one pass over `/proc`
+/// and no runtime query). Empty for the initial namespace and for a namespace no
+/// container's process is in.
+pub fn containers_of(ns: &NetNs, opts: DiscoverOptions) -> Vec<ContainerTag> {
+    if let Some(c) = ns.container() {
+        return vec![ContainerTag::from_api(c)];
+    }
+    if is_initial(ns) {
+        return Vec::new();
+    }
+    let mut tags: Vec<ContainerTag> = Vec::new();
+    for h in holders(ns).into_iter().filter(|h| h.tid.is_none()) {
+        if let Some(c) = cgroup::of_pid(h.pid)
+            && !tags.iter().any(|t| t.id == c.id)
+        {
+            tags.push(ContainerTag::from_cgroup(&c));
+        }
+    }
+    if opts.runtimes {
+        name_tags(&mut tags);
+    }
+    tags
+}
+
+/// Gives the containers that cgroups found (runtime and ID only) their names: each runtime
+/// that has one of them is asked once for its running containers; a runtime that is not
+/// here or does not answer leaves its tags as they are. Then sorts them, named ones first.
+pub fn name_tags(tags: &mut [ContainerTag]) {
+    for runtime in nsring_containers::Runtime::ALL {
+        if !tags
+            .iter()
+            .any(|t| t.source == TagSource::Cgroup && t.runtime == runtime.prefix())
+        {
+            continue;
+        }
+        let Ok(running) = nsring_containers::running_in(runtime) else {
+            continue;
+        };
+        for t in tags
+            .iter_mut()
+            .filter(|t| t.source == TagSource::Cgroup && t.runtime == runtime.prefix())
+        {
+            if let Some(c) = running.iter().find(|c| c.id == t.id) {
+                *t = ContainerTag::from_api(c);
+            }
+        }
+    }
+    tags.sort_by_key(|t| (t.source != TagSource::Api, t.label()));
 }
 
 /// The identity of a namespace: the nsfs (device, inode).

@@ -30,8 +30,8 @@ pub mod spec;
 pub mod sys;
 
 pub use discover::{
-    ContainerTag, DiscoverOptions, Discovery, Holder, Named, NsInfo, TagSource, discover, identify,
-    list, list_all, pids,
+    ContainerTag, DiscoverOptions, Discovery, Holder, Named, NsInfo, TagSource, containers_of,
+    discover, identify, list, list_all, name_tags, pids,
 };
 pub use error::{Error, Result};
 pub use exec::{ExecStatus, exec};

@@ -7,7 +7,7 @@
 //! namespaces come and go all the time.
 
 use nsring_netns::link::Link;
-use nsring_netns::{IfPart, NetNs, NsPart, NsSpec};
+use nsring_netns::{ContainerTag, DiscoverOptions, IfPart, NetNs, NsPart, NsSpec, TagSource};
 
 use crate::owners::{self, SocketOwners};
 use crate::record::RunDir;
@@ -31,6 +31,9 @@ pub struct HostNs {
     /// Only a thread is in it (entered with `setns`), so it is not worth naming in a list
     /// of capture targets: its spelling dies with the thread.
     pub transient: bool,
+    /// The containers it belongs to, as their processes' cgroups say (runtime and ID; the
+    /// initial namespace has none). [`name_containers`] asks the runtimes for their names.
+    pub containers: Vec<ContainerTag>,
     /// The open namespace.
     pub ns: NetNs,
 }
@@ -48,11 +51,13 @@ pub enum Error {
 }
 
 /// Every network namespace a process or thread is in, that has a name, or that is bind
-/// mounted somewhere (as `nsring_netns::list_all` finds them): the initial one first, then
-/// by inode.
+/// mounted somewhere (as `nsring_netns::discover` finds them, with the containers their
+/// processes' cgroups name): the initial one first, then by inode.
 pub fn namespaces() -> Result<Vec<HostNs>, Error> {
     let mut found = Vec::new();
-    for info in nsring_netns::list_all().map_err(Error::List)? {
+    let discovery =
+        nsring_netns::discover(DiscoverOptions { runtimes: false }).map_err(Error::List)?;
+    for info in discovery.namespaces {
         let mut specs: Vec<NsSpec> = info.names.iter().cloned().map(NsSpec::Name).collect();
         specs.extend(info.mounts.iter().cloned().map(NsSpec::Path));
         specs.extend(info.holders.iter().map(|h| match h.tid {
@@ -89,10 +94,30 @@ pub fn namespaces() -> Result<Vec<HostNs>, Error> {
             initial: info.initial,
             current: info.current,
             transient,
+            containers: info.containers,
             ns,
         });
     }
     Ok(found)
+}
+
+/// Gives the containers of `namespaces` their names: each runtime that has one of them is
+/// asked once (`nsring_netns::name_tags`). A runtime that is not here leaves runtime and ID.
+pub fn name_containers(namespaces: &mut [HostNs]) {
+    let mut all: Vec<ContainerTag> = namespaces
+        .iter()
+        .flat_map(|h| h.containers.iter().cloned())
+        .collect();
+    nsring_netns::name_tags(&mut all);
+    for h in namespaces.iter_mut() {
+        for t in &mut h.containers {
+            if let Some(named) = all.iter().find(|n| n.id == t.id && n.runtime == t.runtime) {
+                *t = named.clone();
+            }
+        }
+        h.containers
+            .sort_by_key(|t| (t.source != TagSource::Api, t.label()));
+    }
 }
 
 /// An interface a capture can bind, in a namespace of the host.

@@ -7,7 +7,7 @@
 //! stderr names it); 2 when the namespace, interface or record asked for does not exist;
 //! 1 when a namespace could not be read at all.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use nsring_netns::{NetNs, NsSpec};
+use nsring_netns::{ContainerTag, DiscoverOptions, NetNs, NsSpec, TagSource};
 use nsring_registry::record::{RunDir, SocketMode};
 use nsring_registry::text;
 use nsring_registry::view::{Device, NamespaceView, NsId, SocketEntry};
@@ -32,6 +32,12 @@ Examples:
   nsring ls dev eth1 --netns ns0          one interface, PF_RING style
   nsring ls --all-netns --json            every namespace, named and anonymous, as JSON
   nsring ls sockets --watch               refresh once a second (Ctrl-C stops)
+  nsring ls --netns podman:web1           a container's namespace
+
+A namespace that belongs to a container says which (`Container : podman:web1
+(3f2a9c1b2c3d)`, `\"container\": {\"runtime\", \"id\", \"name\", \"source\"}` in --json; a pod's
+namespace lists them all under \"containers\"): from the container's cgroup, named by its
+runtime when it answers (DOCKER_HOST, CONTAINER_HOST and CONTAINERD_ADDRESS are honoured).
 
 nsring's own sockets are recorded under /run/nsring/<netns-inode>/<pid>-<ifname>.<id>;
 records whose owner is gone are removed by the next 'ls'. A corrupt record is named on
@@ -113,6 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("cannot install the Ctrl-C handler")?;
     }
     let run = RunDir::new();
+    let mut names = Names::default();
     let mut out = Out::new();
     let clear = args.watch && !args.json && std::io::stdout().is_terminal();
     let mut outcome;
@@ -124,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else if args.watch && rounds > 0 && !args.json {
             writeln!(out)?;
         }
-        outcome = refresh(&args, &run, &mut out)?;
+        outcome = refresh(&args, &run, &mut names, &mut out)?;
         out.flush()?;
         rounds += 1;
         if !args.watch || args.count.is_some_and(|n| rounds >= n) {
@@ -146,9 +153,52 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The namespaces to show, each opened, with a label.
-fn targets(args: &Args) -> anyhow::Result<Vec<(String, NetNs)>> {
-    if !args.all_netns {
+/// A namespace to show: its label, the open namespace, the containers it belongs to.
+struct Shown {
+    label: String,
+    ns: NetNs,
+    containers: Vec<ContainerTag>,
+}
+
+/// The names of containers already asked of their runtimes: with --watch a runtime is asked
+/// again only when a container it has not named yet appears.
+#[derive(Default)]
+struct Names(HashMap<String, ContainerTag>);
+
+impl Names {
+    /// Names the containers of every target that cgroups alone found.
+    fn apply(&mut self, targets: &mut [Shown]) {
+        let unknown = targets
+            .iter()
+            .flat_map(|t| &t.containers)
+            .any(|c| c.source == TagSource::Cgroup && !self.0.contains_key(&c.id));
+        if unknown {
+            let mut all: Vec<ContainerTag> = targets
+                .iter()
+                .flat_map(|t| t.containers.iter().cloned())
+                .filter(|c| !self.0.contains_key(&c.id))
+                .collect();
+            nsring_netns::name_tags(&mut all);
+            // asked once: what stays unnamed (a runtime that is not here) is remembered too
+            self.0.extend(all.into_iter().map(|c| (c.id.clone(), c)));
+        }
+        for t in targets.iter_mut() {
+            for c in &mut t.containers {
+                if c.source == TagSource::Cgroup
+                    && let Some(named) = self.0.get(&c.id)
+                {
+                    *c = named.clone();
+                }
+            }
+            t.containers
+                .sort_by_key(|c| (c.source != TagSource::Api, c.label()));
+        }
+    }
+}
+
+/// The namespaces to show, each opened, with a label and its containers.
+fn targets(args: &Args, names: &mut Names) -> anyhow::Result<Vec<Shown>> {
+    let mut shown = if !args.all_netns {
         let spec = args.netns.clone().unwrap_or(NsSpec::Current);
         let ns = NetNs::open(&spec)?;
         let label = match &spec {
@@ -162,18 +212,57 @@ fn targets(args: &Args) -> anyhow::Result<Vec<(String, NetNs)>> {
             }
             spec => spec.to_string(),
         };
-        return Ok(vec![(label, ns)]);
+        let containers = nsring_netns::containers_of(&ns, DiscoverOptions { runtimes: false });
+        vec![Shown {
+            label,
+            ns,
+            containers,
+        }]
+    } else {
+        nsring_registry::host::namespaces()?
+            .into_iter()
+            .map(|h| Shown {
+                label: h.label,
+                ns: h.ns,
+                containers: h.containers,
+            })
+            .collect()
+    };
+    names.apply(&mut shown);
+    Ok(shown)
+}
+
+/// `"container"` (the first: named ones first) and, when there are several (a pod's),
+/// `"containers"`, added to a JSON line of a namespace.
+fn with_containers(mut v: serde_json::Value, tags: &[ContainerTag]) -> serde_json::Value {
+    if let (Some(first), Some(map)) = (tags.first(), v.as_object_mut()) {
+        map.insert("container".into(), json!(first));
+        if tags.len() > 1 {
+            map.insert("containers".into(), json!(tags));
+        }
     }
-    Ok(nsring_registry::host::namespaces()?
-        .into_iter()
-        .map(|h| (h.label, h.ns))
-        .collect())
+    v
+}
+
+/// `podman:web1 (3f2a9c1b2c3d)`, several joined with `, `.
+fn containers_text(tags: &[ContainerTag]) -> String {
+    tags.iter()
+        .map(|t| format!("{} ({})", t.label(), t.id.get(..12).unwrap_or(&t.id)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One refresh: every namespace's view, printed.
-fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> {
+fn refresh(args: &Args, run: &RunDir, names: &mut Names, out: &mut Out) -> anyhow::Result<Outcome> {
     let mut outcome = Outcome::default();
-    let targets = targets(args)?;
+    let targets = targets(args, names)?;
+    let containers: HashMap<u64, &[ContainerTag]> = targets
+        .iter()
+        .map(|t| (t.ns.inode(), t.containers.as_slice()))
+        .collect();
+    let tags = |v: &NamespaceView| -> &[ContainerTag] {
+        containers.get(&v.namespace.inode).copied().unwrap_or(&[])
+    };
     // Records of namespaces that no longer exist go away (best effort: needs root).
     let mut orphans = Vec::new();
     if let Ok(all) = nsring_netns::list_all() {
@@ -183,7 +272,7 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
         }
     }
     let mut views = Vec::new();
-    for (label, ns) in &targets {
+    for Shown { label, ns, .. } in &targets {
         crate::cmd::ls_kernel::sweep(ns, label);
         match nsring_registry::namespace_view(ns, label, run) {
             Ok(v) => views.push(v),
@@ -210,10 +299,10 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
     let multi = views.len() > 1 || args.all_netns;
     match &args.what {
         Some(What::Sockets { record: Some(key) }) => {
-            let found = show_one(out, &views, multi, args.json, |v| {
+            let found = show_one(out, &views, multi, args.json, &tags, |v| {
                 v.find_socket(key).map(|s| {
                     (
-                        json!({"namespace": v.namespace, "socket": s}),
+                        with_containers(json!({"namespace": v.namespace, "socket": s}), tags(v)),
                         text::socket_info(s, &v.namespace),
                     )
                 })
@@ -229,10 +318,10 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
             }
         }
         Some(What::Dev { iface: Some(name) }) => {
-            let found = show_one(out, &views, multi, args.json, |v| {
+            let found = show_one(out, &views, multi, args.json, &tags, |v| {
                 v.find_device(name).map(|d| {
                     (
-                        json!({"namespace": v.namespace, "device": d}),
+                        with_containers(json!({"namespace": v.namespace, "device": d}), tags(v)),
                         text::device_info(d, &v.namespace),
                     )
                 })
@@ -247,11 +336,14 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
                 if args.json {
                     json_line(
                         out,
-                        &json!({"namespace": v.namespace, "devices": v.devices}),
+                        &with_containers(
+                            json!({"namespace": v.namespace, "devices": v.devices}),
+                            tags(v),
+                        ),
                     )?;
                 } else {
                     if multi {
-                        heading(out, &v.namespace)?;
+                        heading(out, &v.namespace, tags(v))?;
                     }
                     out.write_all(devices_table(&v.devices).as_bytes())?;
                 }
@@ -262,11 +354,14 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
                 if args.json {
                     json_line(
                         out,
-                        &json!({"namespace": v.namespace, "sockets": v.sockets}),
+                        &with_containers(
+                            json!({"namespace": v.namespace, "sockets": v.sockets}),
+                            tags(v),
+                        ),
                     )?;
                 } else {
                     if multi {
-                        heading(out, &v.namespace)?;
+                        heading(out, &v.namespace, tags(v))?;
                     }
                     out.write_all(sockets_table(&v.sockets).as_bytes())?;
                 }
@@ -277,23 +372,35 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
                 if args.json {
                     json_line(
                         out,
-                        &json!({
-                            "namespace": v.namespace,
-                            "version": env!("CARGO_PKG_VERSION"),
-                            "backend": "tpacket_v3",
-                            "ring_defaults": nsring_capture::RingGeometry::default(),
-                            "nsring_sockets": v.ours(),
-                            "packet_sockets": v.kernel_sockets,
-                            "devices": v.devices,
-                            "sockets": v.sockets,
-                            "problems": v.problems,
-                        }),
+                        &with_containers(
+                            json!({
+                                "namespace": v.namespace,
+                                "version": env!("CARGO_PKG_VERSION"),
+                                "backend": "tpacket_v3",
+                                "ring_defaults": nsring_capture::RingGeometry::default(),
+                                "nsring_sockets": v.ours(),
+                                "packet_sockets": v.kernel_sockets,
+                                "devices": v.devices,
+                                "sockets": v.sockets,
+                                "problems": v.problems,
+                            }),
+                            tags(v),
+                        ),
                     )?;
                 } else {
                     if multi {
-                        heading(out, &v.namespace)?;
+                        heading(out, &v.namespace, tags(v))?;
                     }
-                    out.write_all(text::summary(v, &ring_defaults()).as_bytes())?;
+                    let summary = text::summary(v, &ring_defaults());
+                    // the containers right after the namespace line
+                    let (first, rest) = summary.split_once('\n').unwrap_or((&summary, ""));
+                    writeln!(out, "{first}")?;
+                    if !tags(v).is_empty() {
+                        out.write_all(
+                            text::kv(&[("Container", containers_text(tags(v)))]).as_bytes(),
+                        )?;
+                    }
+                    out.write_all(rest.as_bytes())?;
                     writeln!(out, "\nDevices")?;
                     out.write_all(devices_table(&v.devices).as_bytes())?;
                     writeln!(out, "\nSockets")?;
@@ -307,11 +414,12 @@ fn refresh(args: &Args, run: &RunDir, out: &mut Out) -> anyhow::Result<Outcome> 
 
 /// Prints, for every view, the one item `find` picks (as JSON or as a `Key : Value` block);
 /// returns whether any view had it.
-fn show_one(
+fn show_one<'a>(
     out: &mut Out,
-    views: &[NamespaceView],
+    views: &'a [NamespaceView],
     multi: bool,
     json: bool,
+    tags: &dyn Fn(&'a NamespaceView) -> &'a [ContainerTag],
     find: impl Fn(&NamespaceView) -> Option<(serde_json::Value, String)>,
 ) -> anyhow::Result<bool> {
     let mut found = false;
@@ -324,7 +432,7 @@ fn show_one(
             json_line(out, &value)?;
         } else {
             if multi {
-                heading(out, &v.namespace)?;
+                heading(out, &v.namespace, tags(v))?;
             }
             out.write_all(text.as_bytes())?;
         }
@@ -378,8 +486,18 @@ fn orphan_view(run: &RunDir, inode: u64) -> NamespaceView {
     }
 }
 
-fn heading(out: &mut Out, ns: &NsId) -> std::io::Result<()> {
-    writeln!(out, "== namespace {} (inode {}) ==", ns.label, ns.inode)
+fn heading(out: &mut Out, ns: &NsId, containers: &[ContainerTag]) -> std::io::Result<()> {
+    if containers.is_empty() {
+        writeln!(out, "== namespace {} (inode {}) ==", ns.label, ns.inode)
+    } else {
+        writeln!(
+            out,
+            "== namespace {} (inode {}), container {} ==",
+            ns.label,
+            ns.inode,
+            containers_text(containers)
+        )
+    }
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
