@@ -76,6 +76,9 @@ enum Command {
     /// Wireshark/tshark extcap: every namespace's interfaces in Wireshark's list, captured
     /// like `dump` (Wireshark runs `nsring --extcap-...` itself).
     Extcap(cmd::extcap::Args),
+    /// Prometheus/OpenMetrics exporter: every namespace's interface counters and packet
+    /// sockets on http://127.0.0.1:19911/metrics.
+    Exporter(cmd::exporter::Args),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Command::Man(args) => cmd::man::run(args, Cli::command()),
         Command::Mount(args) => cmd::mount::run(args),
         Command::Extcap(args) => cmd::extcap::run(args),
+        Command::Exporter(args) => cmd::exporter::run(args),
     };
     match result {
         Ok(code) => code,

@@ -120,7 +120,11 @@ fn gauge<'a>(name: &'a str, help: &'a str) -> Family<'a> {
 
 /// The labels every series of a namespace starts with.
 fn ns_labels(v: &NamespaceView) -> Labels {
-    vec![("netns", v.namespace.label.clone())]
+    let mut l = vec![("netns", v.namespace.label.clone())];
+    if let Some(c) = &v.namespace.container {
+        l.push(("container", c.clone()));
+    }
+    l
 }
 
 fn netns_families(enc: &mut DescriptorEncoder<'_>, views: &[NamespaceView]) -> fmt::Result {

@@ -29,7 +29,6 @@ pub enum Error {
 
 /// The exporter's HTTP server: requests are answered one at a time, on the thread that
 /// calls [`Server::serve`], so two scrapes never run at once.
-#[derive(Debug)]
 pub struct Server {
     http: Arc<tiny_http::Server>,
     select: Select,
@@ -37,8 +36,23 @@ pub struct Server {
 }
 
 /// Stops a [`Server::serve`] from another thread (a signal handler's, say).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Stopper(Arc<tiny_http::Server>);
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.local_addr())
+            .field("select", &self.select)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stopper").finish_non_exhaustive()
+    }
+}
 
 impl Stopper {
     /// Makes `serve` return once the request in hand, if any, is answered.

@@ -7,7 +7,9 @@
 //! namespaces come and go all the time.
 
 use nsring_netns::link::Link;
-use nsring_netns::{ContainerTag, DiscoverOptions, IfPart, NetNs, NsPart, NsSpec, TagSource};
+use nsring_netns::{
+    ContainerTag, DiscoverOptions, IfPart, NetNs, NsPart, NsSpec, Runtime, TagSource,
+};
 
 use crate::owners::{self, SocketOwners};
 use crate::record::RunDir;
@@ -19,6 +21,8 @@ pub struct HostNs {
     /// How `ls` names it: its iproute2 names (`ns0`, comma-separated if several),
     /// `(initial)`, `pid:PID` of a process in it, or the path of an nsfs mount of it.
     pub label: String,
+    /// Its iproute2 names (`/run/netns/NAME`), sorted; empty for an anonymous one.
+    pub names: Vec<String>,
     /// A spelling that opens it again from another process: its first name, the path of a
     /// mount of it (a container runtime's), or `pid:PID` of a process in it.
     pub spec: NsSpec,
@@ -95,6 +99,7 @@ pub fn namespaces() -> Result<Vec<HostNs>, Error> {
             current: info.current,
             transient,
             containers: info.containers,
+            names: info.names,
             ns,
         });
     }
@@ -152,13 +157,32 @@ pub fn capture_targets(namespaces: &[HostNs]) -> Vec<CaptureTarget> {
         let Ok(links) = nsring_netns::link::list_plain(&h.ns) else {
             continue; // gone meanwhile
         };
+        let netns = spelling(h);
         out.extend(links.into_iter().map(|l: Link| CaptureTarget {
-            netns: h.spec.clone(),
+            netns: netns.clone(),
             interface: l.name,
             link_type: l.link_type,
         }));
     }
     out
+}
+
+/// How a target names `h` from another process: by its name if it has one, by its
+/// container (`podman:web1`) where [`name_containers`] learned the name and the runtime
+/// takes targets, else as it was opened (a mount's path, `pid:PID`).
+fn spelling(h: &HostNs) -> NsSpec {
+    if !h.names.is_empty() {
+        return h.spec.clone();
+    }
+    h.containers
+        .iter()
+        .find_map(|t| {
+            Some(NsSpec::Container {
+                runtime: Runtime::from_prefix(&t.runtime)?,
+                name: t.name.clone()?,
+            })
+        })
+        .unwrap_or_else(|| h.spec.clone())
 }
 
 /// Every namespace's view, as the exporter reads them on each scrape.
@@ -181,7 +205,10 @@ pub fn survey(namespaces: &[HostNs], run: &RunDir) -> Result<Survey, Error> {
     let mut s = Survey::default();
     for h in namespaces {
         match view::namespace_view_with(&h.ns, &h.label, run, &opts) {
-            Ok(v) => s.views.push(v),
+            Ok(mut v) => {
+                v.namespace.container = h.containers.first().map(ContainerTag::label);
+                s.views.push(v);
+            }
             Err(e) => s.failed.push((h.label.clone(), crate::view::chain(&e))),
         }
     }

@@ -131,6 +131,7 @@ mod tests {
                 inode: 4026532000,
                 cookie: Some(7),
                 initial: false,
+                container: None,
             },
             devices: Vec::new(),
             sockets: Vec::new(),

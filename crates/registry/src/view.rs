@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::diag::{self, PacketSocket};
 use crate::owners::{self, SocketOwners};
-use crate::record::{self, RecordView, RunDir};
+use crate::record::{self, RecordView, RunDir, SocketMode};
 
 /// Which namespace a view is of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,6 +26,10 @@ pub struct NsId {
     pub cookie: Option<u64>,
     /// Whether this is the initial namespace.
     pub initial: bool,
+    /// The container whose namespace it is, where known (`podman:web1`), as one label for
+    /// the surfaces that want one (the exporter); `ls` prints its own container objects.
+    #[serde(skip)]
+    pub container: Option<String>,
 }
 
 /// An interface and the number of packet sockets bound to it.
@@ -64,11 +68,13 @@ pub struct SocketEntry {
 impl SocketEntry {
     /// Ours: with our record (and the kernel's entry, if it has one yet).
     pub fn ours(record: RecordView, kernel: Option<PacketSocket>) -> SocketEntry {
+        // a transmit-only socket receives nothing: no receive counts, rather than zeros
+        let rx = record.info.mode != SocketMode::Tx;
         SocketEntry {
             inode: record.header.socket_inode,
             ours: true,
-            packets: Some(record.counters.packets),
-            drops: Some(record.counters.drops),
+            packets: rx.then_some(record.counters.packets),
+            drops: rx.then_some(record.counters.drops),
             record: Some(record),
             kernel,
         }
@@ -278,6 +284,7 @@ pub fn namespace_view_with(
             inode: ns.inode(),
             cookie,
             initial: ns.is_initial(),
+            container: None,
         },
         devices,
         sockets,

@@ -477,6 +477,7 @@ fn orphan_view(run: &RunDir, inode: u64) -> NamespaceView {
             inode,
             cookie: None,
             initial: false,
+            container: None,
         },
         devices: Vec::new(),
         sockets,

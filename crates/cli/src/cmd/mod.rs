@@ -8,6 +8,7 @@ pub mod count_kernel;
 pub mod demo;
 pub mod devs;
 pub mod dump;
+pub mod exporter;
 pub mod extcap;
 pub mod link;
 pub mod ls;

@@ -33,6 +33,7 @@ fn view(label: &str, devices: Vec<Link>) -> NamespaceView {
             inode: 4026532001,
             cookie: None,
             initial: false,
+            container: None,
         },
         devices: devices
             .into_iter()
@@ -100,16 +101,37 @@ fn interface_counters_with_their_names_units_and_labels() {
 fn no_series_for_counters_not_known() {
     let t = text(vec![view("ns0", vec![link(3, "tun0", None)])]);
     assert!(!t.contains("_total{"), "{t}");
-    assert!(t.contains(r#"nsring_interface_up{netns="ns0",interface="tun0"} 1"#), "{t}");
+    assert!(
+        t.contains(r#"nsring_interface_up{netns="ns0",interface="tun0"} 1"#),
+        "{t}"
+    );
     // no socket at all: no socket family declared either
     assert!(!t.contains("nsring_socket"), "{t}");
 }
 
 #[test]
 fn label_values_are_escaped() {
-    let t = text(vec![view(r#"we"ird\ns"#, vec![link(2, "eth1", Some(stats()))])]);
+    let t = text(vec![view(
+        r#"we"ird\ns"#,
+        vec![link(2, "eth1", Some(stats()))],
+    )]);
     assert!(
-        t.contains(r#"nsring_interface_receive_packets_total{netns="we\"ird\\ns",interface="eth1"} 11"#),
+        t.contains(
+            r#"nsring_interface_receive_packets_total{netns="we\"ird\\ns",interface="eth1"} 11"#
+        ),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_containers_namespace_carries_its_container() {
+    let mut v = view("podman:web1", vec![link(2, "eth0", Some(stats()))]);
+    v.namespace.container = Some("podman:web1".into());
+    let t = text(vec![v]);
+    assert!(
+        t.contains(
+            r#"nsring_interface_receive_packets_total{netns="podman:web1",container="podman:web1",interface="eth0"} 11"#
+        ),
         "{t}"
     );
 }

@@ -159,7 +159,9 @@ fn interfaces(out: &mut impl Write) -> anyhow::Result<()> {
         "extcap {{version={}}}{{help=man:nsring-extcap(1)}}",
         env!("CARGO_PKG_VERSION")
     )?;
-    let namespaces = nsring_registry::host::namespaces()?;
+    // container names make better values (podman:web1/eth0); Wireshark asks once
+    let mut namespaces = nsring_registry::host::namespaces()?;
+    nsring_registry::host::name_containers(&mut namespaces);
     for t in nsring_registry::host::capture_targets(&namespaces) {
         let value = t.target();
         if !LINK_TYPES.iter().any(|l| l.0 == t.link_type) || !sentence_safe(&value) {
