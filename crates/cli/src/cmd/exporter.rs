@@ -37,7 +37,7 @@ pub struct Args {
     pub listen: SocketAddr,
     /// Only this namespace: NAME, pid:PID, a path, or a pattern over names ('web-*');
     /// repeat for several. Default: every namespace of the host.
-    #[arg(short = 'n', long, value_name = "NS")]
+    #[arg(short = 'n', long, value_name = "NS", add = crate::complete::netns())]
     pub netns: Vec<NsPart>,
     /// Print one scrape on standard output and exit, without listening.
     #[arg(long)]
