@@ -294,6 +294,24 @@ fn sockets_show_with_what_is_known_and_nothing_else() {
         "10",
     ]);
     let count = start(cmd, "capturing on", Stdio::null());
+    // and an in-kernel counter (eBPF at the interface's hooks) with a filter
+    let mut cmd = Command::new(NSRING);
+    cmd.args([
+        "count",
+        "-i",
+        &format!("{nb}/eth1"),
+        "--backend",
+        "kernel",
+        "-f",
+        "ether proto 0x88b5",
+        "--app-name",
+        "nsrt-promk",
+        "--duration",
+        "120",
+        "--interval",
+        "3600",
+    ]);
+    let kernel = start(cmd, "capturing on", Stdio::null());
     let mut cmd = Command::new("ip");
     cmd.args([
         "netns",
@@ -337,6 +355,24 @@ fn sockets_show_with_what_is_known_and_nothing_else() {
         ),
         1,
     );
+    let counter = format!("nsrt-promk[{}]", kernel.pid());
+    prom.expect(
+        &format!(r#"nsring_kernel_counter_packets_total{{netns="{nb}",owner="{counter}"}}"#),
+        N,
+    );
+    prom.expect(
+        &format!(r#"nsring_kernel_counter_bytes_total{{netns="{nb}",owner="{counter}"}}"#),
+        100 * N,
+    );
+    prom.expect(
+        &format!(
+            r#"nsring_kernel_counter_info{{owner="{counter}",filter="ether proto 0x88b5",direction="both"}}"#
+        ),
+        1,
+    );
+    // it is a counter, not a socket that receives
+    let q = format!(r#"nsring_socket_info{{owner="{counter}"}}"#);
+    assert!(prom.query(&q).is_empty(), "{q}");
     // tcpdump's counts are tcpdump's to know: no series, not a 0
     for name in [
         "nsring_socket_receive_packets_total",
@@ -349,6 +385,7 @@ fn sockets_show_with_what_is_known_and_nothing_else() {
     drop(prom);
     drop(exp);
     drop(td);
+    drop(kernel);
     drop(count);
     assert!(closed(exp_addr), "the exporter still listens");
 }

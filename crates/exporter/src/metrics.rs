@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Instant;
 
-use nsring_registry::record::SocketMode;
+use nsring_registry::record::{RecordKind, SocketMode};
 use nsring_registry::{NamespaceView, RunDir, SocketEntry, host};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -267,9 +267,17 @@ fn socket_families(enc: &mut DescriptorEncoder<'_>, views: &[NamespaceView]) -> 
         "Packets the kernel refused to send for the socket (nsring's transmit sockets).",
         None,
     );
+    let mut counters = KernelCounters::default();
     for v in views {
         for s in &v.sockets {
             let l = socket_labels(v, s);
+            if s.record
+                .as_ref()
+                .is_some_and(|r| r.info.kind == RecordKind::KernelCounter)
+            {
+                counters.add(l, s);
+                continue;
+            }
             let mut il = l.clone();
             match &s.record {
                 Some(r) => {
@@ -306,7 +314,59 @@ fn socket_families(enc: &mut DescriptorEncoder<'_>, views: &[NamespaceView]) -> 
     ] {
         f.write(enc)?;
     }
-    Ok(())
+    counters.write(enc)
+}
+
+/// In-kernel counters (`nsring count --backend kernel`): eBPF programs at an interface's
+/// traffic-control hooks, recorded with the packet socket that anchors them. Labelled as
+/// sockets are (by that socket); they count what the filter accepts, and nothing is copied
+/// or dropped.
+struct KernelCounters<'a> {
+    info: Family<'a>,
+    packets: Family<'a>,
+    bytes: Family<'a>,
+}
+
+impl Default for KernelCounters<'_> {
+    fn default() -> Self {
+        KernelCounters {
+            info: gauge(
+                "nsring_kernel_counter_info",
+                "An in-kernel counter (1), with its application name, direction and filter.",
+            ),
+            packets: counter(
+                "nsring_kernel_counter_packets",
+                "Packets an in-kernel counter counted (those its filter accepts).",
+                None,
+            ),
+            bytes: counter(
+                "nsring_kernel_counter",
+                "Bytes of the packets an in-kernel counter counted.",
+                Some(Unit::Bytes),
+            ),
+        }
+    }
+}
+
+impl KernelCounters<'_> {
+    fn add(&mut self, l: Labels, s: &SocketEntry) {
+        let Some(r) = &s.record else { return };
+        let mut il = l.clone();
+        il.push(("app", r.info.app_name.clone()));
+        il.push(("direction", r.info.direction.clone()));
+        if let Some(f) = &r.info.filter {
+            il.push(("filter", f.clone()));
+        }
+        self.info.samples.push((il, 1));
+        self.packets.samples.push((l.clone(), r.counters.packets));
+        self.bytes.samples.push((l, r.counters.bytes));
+    }
+
+    fn write(self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        self.info.write(enc)?;
+        self.packets.write(enc)?;
+        self.bytes.write(enc)
+    }
 }
 
 fn exporter_families(enc: &mut DescriptorEncoder<'_>, s: &Scrape) -> fmt::Result {
