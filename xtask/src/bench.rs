@@ -20,7 +20,7 @@ use crate::{BENCH_PKGS, install, require_root, root};
 const HELP: &str = "\
 usage: cargo xtask bench [--packets N] [--reps R] [--sizes 64,1514] [--json FILE]
                          [--capturers LIST] [--generators LIST] [--rate PPS]
-                         [--file-dir DIR] [-v]
+                         [--file-dir DIR] [--forwarders LIST] [-v]
 
   --packets N      packets per run (default 5000000)
   --reps R         repetitions of every (generator, capturer, size) (default 3)
@@ -36,6 +36,9 @@ usage: cargo xtask bench [--packets N] [--reps R] [--sizes 64,1514] [--json FILE
                    frames, the receiver's counter read every second (default 100000; 0: skip)
   --json FILE      also write the results as JSON
   --file-dir DIR   where the file capturers write (default /dev/shm)
+  --forwarders LIST some of: nsring-bridge,tc-mirred (default both; none: skip): trafgen
+                   sends --packets frames through a bridge namespace, the receiver counts
+                   what came out (tc-mirred is the kernel forwarding by itself)
   -v, --verbose    also print every run's numbers as it ends
 
 The lab is two namespaces nsrt-b<pid>-tx / -rx joined by a veth pair (198.18.0.1/.2);
@@ -43,6 +46,8 @@ the sender is pinned to CPU 0, capturers to CPU 1. Needs root; installs netsniff
 and tcpdump if missing. With file capturers, virtio-balloon free page reporting is off for
 the run (restored after), and each file run starts on memory touched just before; see
 docs/DESIGN.md, \"Benchmark method\".";
+
+mod bridge;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -60,6 +65,7 @@ struct Opts {
     json: Option<String>,
     rate: u64,
     file_dir: Option<String>,
+    forwarders: Vec<bridge::Forwarder>,
     verbose: bool,
 }
 
@@ -143,6 +149,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         json: None,
         rate: 100_000,
         file_dir: None,
+        forwarders: bridge::Forwarder::ALL.to_vec(),
         verbose: false,
     };
     let mut it = args.iter();
@@ -196,6 +203,21 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                             .ok_or_else(|| format!("unknown generator '{g}'"))
                     })
                     .collect::<Result<_, _>>()?;
+            }
+            "--forwarders" => {
+                let v = val("--forwarders")?;
+                o.forwarders = if v == "none" {
+                    Vec::new()
+                } else {
+                    v.split(',')
+                        .map(|f| {
+                            bridge::Forwarder::ALL
+                                .into_iter()
+                                .find(|k| k.name() == f.trim())
+                                .ok_or_else(|| format!("unknown forwarder '{f}'"))
+                        })
+                        .collect::<Result<_, _>>()?
+                };
             }
             "--json" => o.json = Some(val("--json")?),
             "--file-dir" => o.file_dir = Some(val("--file-dir")?),
@@ -627,15 +649,20 @@ fn parse_final(c: Capturer, f: &Finished) -> Result<(u64, u64), String> {
 }
 
 fn run_trafgen(lab: &Lab, conf: &str, packets: u64) -> Result<(u64, f64), String> {
+    trafgen_on(&lab.tx, "tx0", conf, packets)
+}
+
+/// trafgen on `dev` of namespace `ns`: (sent, seconds) as it reports them.
+fn trafgen_on(ns: &str, dev: &str, conf: &str, packets: u64) -> Result<(u64, f64), String> {
     let out = Sh::new().output(
         "ip",
         &[
             "netns",
             "exec",
-            &lab.tx,
+            ns,
             "trafgen",
             "-o",
-            "tx0",
+            dev,
             "-i",
             conf,
             "-n",
@@ -887,6 +914,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     eprintln!();
+    let bridge_rows = if STOP.load(Ordering::SeqCst) {
+        Vec::new()
+    } else {
+        bridge::run(
+            &opts.forwarders,
+            &opts.sizes,
+            opts.reps,
+            opts.packets,
+            &dir,
+            opts.verbose,
+        )?
+    };
     let rate = if opts.rate > 0 && !STOP.load(Ordering::SeqCst) {
         eprintln!("bench: checking nsring send --pps {} for 10 s", opts.rate);
         Some(rate_check(&lab, opts.rate)?)
@@ -896,6 +935,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
     drop(lab);
     print_table(&rows, &opts);
+    bridge::print(&bridge_rows, opts.packets, opts.reps);
     if let Some(r) = &rate {
         println!(
             "\nnsring send --pps {}: receiver got {:.0} pps over {:.1} s ({:+.3}% of the target); \
@@ -912,6 +952,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     if let Some(path) = &opts.json {
         let mut json = to_json(&rows, &opts);
+        json["bridge"] = bridge::to_json(&bridge_rows);
         if let Some(r) = &rate {
             json["send_rate"] = serde_json::json!({
                 "target_pps": r.target,

@@ -466,6 +466,11 @@ fn open_inside(cfg: &CaptureConfig, ns: &str) -> Result<Opened> {
             .map_err(|e| Error::sys("setsockopt SO_ATTACH_FILTER", "", e))?;
     }
 
+    // Before the ring: the kernel refuses PACKET_VNET_HDR on a socket that has one (EBUSY).
+    if cfg.vnet_hdr {
+        sys::set_packet_int(sock, sys::PACKET_VNET_HDR, 1)
+            .map_err(|e| Error::sys("setsockopt PACKET_VNET_HDR", "", e))?;
+    }
     let ring_err = |source: io::Error| match source.raw_os_error() {
         Some(libc::ENOMEM) | Some(libc::ENOBUFS) | Some(libc::EAGAIN) => Error::RingTooLarge {
             block_size: cfg.ring.block_size,

@@ -268,6 +268,10 @@ pub struct CaptureConfig {
     /// Record the socket under `/run/nsring` for `nsring ls` (default true). The record's
     /// counters cost one relaxed store per ring block; turn it off to measure that.
     pub register: bool,
+    /// Put a virtio-net header (`PACKET_VNET_HDR`, [`crate::vnet`]) in front of every frame
+    /// in the ring, read with [`Frame::with_vnet_hdr`](crate::Frame::with_vnet_hdr): how a
+    /// GSO frame is to be cut and where its checksum goes. For forwarding (default false).
+    pub vnet_hdr: bool,
 }
 
 impl Default for CaptureConfig {
@@ -282,6 +286,7 @@ impl Default for CaptureConfig {
             ring: RingGeometry::default(),
             app_name: None,
             register: true,
+            vnet_hdr: false,
         }
     }
 }
@@ -340,6 +345,12 @@ impl CaptureConfig {
     /// Whether to record the socket under `/run/nsring` (see [`CaptureConfig::register`]).
     pub fn register(mut self, on: bool) -> Self {
         self.register = on;
+        self
+    }
+
+    /// Sets [`vnet_hdr`](Self::vnet_hdr).
+    pub fn vnet_hdr(mut self, on: bool) -> Self {
+        self.vnet_hdr = on;
         self
     }
 

@@ -163,6 +163,20 @@ impl<'a> Frame<'a> {
         self.data
     }
 
+    /// The captured bytes with the virtio-net header the kernel wrote just before them, on
+    /// a capture opened with [`CaptureConfig::vnet_hdr`](crate::CaptureConfig::vnet_hdr)
+    /// (on any other capture those 10 bytes are padding: meaningless). `None` if the frame
+    /// leaves no room for one.
+    #[inline]
+    pub fn with_vnet_hdr(&self) -> Option<&'a [u8]> {
+        let mac = usize::from(u16_at(self.hdr, field::TP_MAC));
+        let start = mac.checked_sub(crate::vnet::VNET_HDR_LEN)?;
+        if start < TPACKET3_HDR_LEN + SOCKADDR_LL_LEN {
+            return None;
+        }
+        self.hdr.get(start..mac + self.data.len())
+    }
+
     /// The kernel's `tp_len`: the packet's length without a tag the kernel took out.
     #[inline]
     pub fn kernel_len(&self) -> u32 {

@@ -30,15 +30,18 @@ pub mod capture;
 pub mod config;
 mod error;
 pub mod filter;
+pub mod forward;
 pub mod frame;
 mod ring;
 pub mod sender;
 pub mod sys;
 pub mod tx;
+pub mod vnet;
 
 pub use capture::{Capture, Stats, Waker};
 pub use config::{CaptureConfig, DEFAULT_SNAPLEN, Direction, Fanout, FanoutMode, RingGeometry};
 pub use error::{Error, Result};
+pub use forward::{ForwardCounters, ForwardTotals, Forwarder};
 pub use frame::{Dir, Frame, Frames, PacketType};
 pub use ring::Block;
 pub use sender::Sender;

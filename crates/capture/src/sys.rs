@@ -23,6 +23,8 @@ pub const PACKET_RX_RING: libc::c_int = 5;
 pub const PACKET_STATISTICS: libc::c_int = 6;
 /// Option: the ring's TPACKET version.
 pub const PACKET_VERSION: libc::c_int = 10;
+/// `PACKET_VNET_HDR`: a `struct virtio_net_hdr` before every frame, received and sent.
+pub const PACKET_VNET_HDR: libc::c_int = 15;
 /// Option: join a fanout group.
 pub const PACKET_FANOUT: libc::c_int = 18;
 /// Option: do not see the frames this host sends.

@@ -65,6 +65,8 @@ enum Command {
     Devs(cmd::devs::Args),
     /// The per-namespace view: summary, interfaces and every packet socket (/proc/net/pf_ring).
     Ls(cmd::ls::Args),
+    /// Forward frames from one interface to another at ring speed, any namespaces (pfbridge).
+    Bridge(cmd::bridge::Args),
     /// Serve the per-namespace view as files, like /proc/net/pf_ring (each reader sees its own namespace).
     Mount(cmd::mount::Args),
     /// Run the seed's walkthrough on a built-in lab: namespaces, a veth pair, capture, cleanup.
@@ -111,6 +113,7 @@ fn main() -> ExitCode {
         Command::Mount(args) => cmd::mount::run(args),
         Command::Extcap(args) => cmd::extcap::run(args),
         Command::Exporter(args) => cmd::exporter::run(args),
+        Command::Bridge(args) => cmd::bridge::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 //! system) and `run(Args) -> anyhow::Result<ExitCode>`, which resolves the arguments into a plan
 //! (namespaces opened, interfaces looked up) and carries it out.
 
+pub mod bridge;
 pub mod completions;
 pub mod count;
 pub mod count_kernel;

@@ -18,9 +18,7 @@
 //! call.
 
 use std::io;
-use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nsring_netns::NetNs;
@@ -30,36 +28,20 @@ use crate::capture::ifindex_here;
 use crate::config::validate_ifname;
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::vnet::{VNET_HDR_LEN, VnetHdr};
+
+mod ring;
+
+use ring::TxRing;
 
 // --- include/uapi/linux/if_packet.h (transmit side) -----------------------------------
 
-const PACKET_TX_RING: libc::c_int = 13;
-const PACKET_LOSS: libc::c_int = 14;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
-const TPACKET_V2: libc::c_int = 1;
-
-const TP_STATUS_AVAILABLE: u32 = 0;
-const TP_STATUS_SEND_REQUEST: u32 = 1;
-const TP_STATUS_WRONG_FORMAT: u32 = 4;
-
-/// `sizeof(struct tpacket2_hdr)`: the frame's data starts at `TPACKET_ALIGN(32)` = 32
-/// (`tp_hdrlen - sizeof(struct sockaddr_ll)` in `tpacket_parse_header`).
-const TPACKET2_HDR_LEN: usize = 32;
-/// Offset of `tp_len` in `struct tpacket2_hdr`.
-const TP_LEN: usize = 4;
 /// Bytes of an Ethernet header, and of an 802.1Q tag the kernel allows on top of the MTU.
 const ETH_HLEN: usize = 14;
 const VLAN_HLEN: usize = 4;
-
-/// `struct tpacket_req`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-struct TpacketReq {
-    tp_block_size: u32,
-    tp_block_nr: u32,
-    tp_frame_size: u32,
-    tp_frame_nr: u32,
-}
+/// The largest GSO frame: an IP packet of 64 KiB behind an Ethernet header and a tag.
+const GSO_MAX_FRAME: usize = 65535 + ETH_HLEN + VLAN_HLEN;
 
 /// How frames reach the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
@@ -113,6 +95,10 @@ pub struct TxConfig {
     /// Record the socket under `/run/nsring` for `nsring ls` (default true). The record's
     /// counters cost a few relaxed stores per batch; turn it off to measure that.
     pub register: bool,
+    /// Every frame handed to [`Transmitter::send_batch`] starts with a virtio-net header
+    /// (`PACKET_VNET_HDR`, [`crate::vnet`]): the kernel segments GSO frames larger than the
+    /// MTU and completes checksums as it says. `sendmmsg` mode only (default false).
+    pub vnet_hdr: bool,
 }
 
 impl TxConfig {
@@ -126,6 +112,7 @@ impl TxConfig {
             ring_frames: 4096,
             app_name: None,
             register: true,
+            vnet_hdr: false,
         }
     }
 
@@ -158,6 +145,12 @@ impl TxConfig {
         self.register = on;
         self
     }
+
+    /// Sets [`vnet_hdr`](Self::vnet_hdr).
+    pub fn vnet_hdr(mut self, on: bool) -> Self {
+        self.vnet_hdr = on;
+        self
+    }
 }
 
 /// Transmit counters since the transmitter was opened.
@@ -172,85 +165,6 @@ pub struct TxStats {
     pub errors: u64,
     /// Times the driver pushed back (`ENOBUFS`) and a frame was retried.
     pub retries: u64,
-}
-
-/// The mapped TPACKET_V2 transmit ring and where we are in it.
-#[derive(Debug)]
-struct TxRing {
-    map: sys::Mmap,
-    block_size: usize,
-    frame_size: usize,
-    frame_nr: usize,
-    /// Next slot to fill.
-    head: usize,
-    /// Oldest slot handed to the kernel and not yet seen back.
-    tail: usize,
-    in_flight: usize,
-    /// Length of the frame in each slot, for the byte count.
-    lens: Vec<u32>,
-}
-
-impl TxRing {
-    fn slot(&self, i: usize) -> *mut u8 {
-        debug_assert!(i < self.frame_nr);
-        // SAFETY: i < frame_nr and frame_nr * frame_size <= map.len() (checked in open),
-        // so the offset stays inside the mapping.
-        unsafe { self.map.as_ptr().as_ptr().add(i * self.frame_size) }
-    }
-
-    fn status(&self, i: usize) -> &AtomicU32 {
-        // The kernel reads and writes `tp_status` concurrently, so it is only ever accessed
-        // atomically (af_packet.c: smp_wmb/rmb around `__packet_{get,set}_status`).
-        // SAFETY: a slot starts with `tp_status`, a 16-aligned u32 inside the mapping, which
-        // lives as long as `self`.
-        unsafe { AtomicU32::from_ptr(self.slot(i).cast::<u32>()) }
-    }
-
-    /// Copies `frame` into the head slot and hands it to the kernel (not yet kicked).
-    fn push(&mut self, frame: &[u8]) {
-        let i = self.head;
-        let p = self.slot(i);
-        // The slot is ours: status AVAILABLE (checked by the caller), and the kernel does not
-        // touch it until we set SEND_REQUEST. `tp_len` is a 4-aligned u32 at offset 4.
-        // SAFETY: the data area starts at TPACKET2_HDR_LEN and `frame.len() <= frame_size -
-        // TPACKET2_HDR_LEN` (checked in send_batch), so both writes stay inside the slot.
-        unsafe {
-            std::ptr::copy_nonoverlapping(frame.as_ptr(), p.add(TPACKET2_HDR_LEN), frame.len());
-            p.add(TP_LEN)
-                .cast::<u32>()
-                .write_volatile(frame.len() as u32);
-        }
-        self.lens[i] = frame.len() as u32;
-        // Release: the data and tp_len are visible before the kernel sees the request.
-        self.status(i)
-            .store(TP_STATUS_SEND_REQUEST, Ordering::Release);
-        self.head = (i + 1) % self.frame_nr;
-        self.in_flight += 1;
-    }
-
-    /// Collects the slots the kernel is done with, oldest first, into `stats`.
-    fn reap(&mut self, stats: &mut TxStats) -> usize {
-        let mut n = 0;
-        while self.in_flight > 0 {
-            let st = self.status(self.tail).load(Ordering::Acquire);
-            match st {
-                TP_STATUS_AVAILABLE => {
-                    stats.packets += 1;
-                    stats.bytes += u64::from(self.lens[self.tail]);
-                }
-                TP_STATUS_WRONG_FORMAT => {
-                    stats.errors += 1;
-                    self.status(self.tail)
-                        .store(TP_STATUS_AVAILABLE, Ordering::Release);
-                }
-                _ => break, // SEND_REQUEST or SENDING: still the kernel's
-            }
-            self.tail = (self.tail + 1) % self.frame_nr;
-            self.in_flight -= 1;
-            n += 1;
-        }
-        n
-    }
 }
 
 /// A packet socket that transmits batches of whole frames on one interface.
@@ -285,6 +199,8 @@ pub struct Transmitter {
     namespace: String,
     mode: TxMode,
     mtu: u32,
+    /// Bytes of virtio-net header in front of every frame (0 or 10).
+    vnet_len: usize,
     stats: TxStats,
 }
 
@@ -300,6 +216,11 @@ impl Transmitter {
     /// inside the namespace, bound to the interface with protocol 0 (it receives nothing).
     pub fn open(ns: &NetNs, cfg: &TxConfig) -> Result<Transmitter> {
         validate_ifname(&cfg.interface)?;
+        if cfg.vnet_hdr && cfg.mode == TxMode::Ring {
+            return Err(Error::Config(
+                "virtio-net headers need the sendmmsg transmit mode".into(),
+            ));
+        }
         let namespace = ns.spec().to_string();
         let link = nsring_netns::link::get(ns, &cfg.interface).map_err(|e| match e {
             nsring_netns::Error::LinkNotFound { .. } => Error::NoInterface {
@@ -330,6 +251,7 @@ impl Transmitter {
             namespace,
             mode: cfg.mode,
             mtu,
+            vnet_len: if cfg.vnet_hdr { VNET_HDR_LEN } else { 0 },
             stats: TxStats::default(),
         })
     }
@@ -391,6 +313,20 @@ impl Transmitter {
     /// True if the kernel would refuse `frame` on this interface: shorter than an Ethernet
     /// header, or longer than MTU + 14 (+ 4 when it carries an 802.1Q/802.1ad tag).
     pub fn fits(&self, frame: &[u8]) -> bool {
+        // With a virtio-net header: a GSO frame may be as large as an IP packet can be (the
+        // kernel cuts it), any other as large as the MTU allows.
+        let frame = if self.vnet_len > 0 {
+            let Some(h) = VnetHdr::parse(frame) else {
+                return false;
+            };
+            let frame = &frame[VNET_HDR_LEN..];
+            if h.is_gso() {
+                return frame.len() >= ETH_HLEN && frame.len() <= GSO_MAX_FRAME;
+            }
+            frame
+        } else {
+            frame
+        };
         let tagged = frame.len() >= ETH_HLEN
             && matches!(u16::from_be_bytes([frame[12], frame[13]]), 0x8100 | 0x88a8);
         frame.len() >= ETH_HLEN
@@ -554,7 +490,7 @@ impl Transmitter {
                 let n = r as usize;
                 for f in &batch[done..done + n] {
                     self.stats.packets += 1;
-                    self.stats.bytes += f.len() as u64;
+                    self.stats.bytes += (f.len() - self.vnet_len) as u64;
                 }
                 done += n;
                 backoff = Duration::from_micros(10);
@@ -648,83 +584,22 @@ fn record_info(cfg: &TxConfig, namespace: &str, ifindex: u32, ring: Option<&TxRi
     info
 }
 
-/// The ring's slot size for frames of up to `max_len` bytes: a power of two, at least 128.
-fn slot_size(max_len: usize) -> usize {
-    (TPACKET2_HDR_LEN + max_len).next_power_of_two().max(128)
-}
-
-fn set_tx_ring(fd: BorrowedFd<'_>, req: &TpacketReq) -> io::Result<()> {
-    // SAFETY: `req` is a live, initialised struct tpacket_req of the size passed; the
-    // kernel only reads it.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            sys::SOL_PACKET,
-            PACKET_TX_RING,
-            (req as *const TpacketReq).cast(),
-            size_of::<TpacketReq>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// Runs on the namespace's thread.
 fn open_inside(cfg: &TxConfig, ns: &str, max_len: usize) -> Result<Opened> {
     let ifindex = ifindex_here(&cfg.interface, ns)?;
     let fd = sys::packet_socket().map_err(|e| Error::sys("socket(AF_PACKET)", "", e))?;
     let sock = fd.as_fd();
+    if cfg.vnet_hdr {
+        sys::set_packet_int(sock, sys::PACKET_VNET_HDR, 1)
+            .map_err(|e| Error::sys("setsockopt PACKET_VNET_HDR", "", e))?;
+    }
     if cfg.qdisc_bypass {
         sys::set_packet_int(sock, PACKET_QDISC_BYPASS, 1)
             .map_err(|e| Error::sys("setsockopt PACKET_QDISC_BYPASS", "", e))?;
     }
     let ring = match cfg.mode {
         TxMode::Sendmmsg => None,
-        TxMode::Ring => {
-            sys::set_packet_int(sock, sys::PACKET_VERSION, TPACKET_V2)
-                .map_err(|e| Error::sys("setsockopt PACKET_VERSION", "TPACKET_V2", e))?;
-            sys::set_packet_int(sock, PACKET_LOSS, 1)
-                .map_err(|e| Error::sys("setsockopt PACKET_LOSS", "", e))?;
-            let frame_size = slot_size(max_len);
-            let block_size = frame_size.max(1 << 16);
-            let per_block = block_size / frame_size;
-            let want = (cfg.ring_frames.max(1) as usize).div_ceil(per_block);
-            let req = TpacketReq {
-                tp_block_size: block_size as u32,
-                tp_block_nr: want as u32,
-                tp_frame_size: frame_size as u32,
-                tp_frame_nr: (want * per_block) as u32,
-            };
-            let too_large = |source: io::Error| Error::RingTooLarge {
-                block_size: req.tp_block_size,
-                blocks: req.tp_block_nr,
-                source,
-            };
-            set_tx_ring(sock, &req).map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOMEM) | Some(libc::ENOBUFS) => too_large(e),
-                _ => Error::sys("setsockopt PACKET_TX_RING", "", e),
-            })?;
-            let len = block_size * want;
-            let map = sys::Mmap::ring(sock, len).map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOMEM) | Some(libc::EAGAIN) => too_large(e),
-                _ => Error::sys("mmap", "transmit ring", e),
-            })?;
-            let frame_nr = want * per_block;
-            debug_assert!(frame_nr * frame_size <= map.len());
-            Some(TxRing {
-                map,
-                block_size,
-                frame_size,
-                frame_nr,
-                head: 0,
-                tail: 0,
-                in_flight: 0,
-                lens: vec![0; frame_nr],
-            })
-        }
+        TxMode::Ring => Some(TxRing::open(sock, cfg.ring_frames, max_len)?),
     };
     sys::bind_packet(sock, 0, ifindex).map_err(|e| match e.raw_os_error() {
         Some(libc::ENODEV) => Error::NoInterface {
@@ -739,14 +614,6 @@ fn open_inside(cfg: &TxConfig, ns: &str, max_len: usize) -> Result<Opened> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn abi_and_slots() {
-        assert_eq!(size_of::<TpacketReq>(), 16);
-        assert_eq!(slot_size(60), 128);
-        assert_eq!(slot_size(1518), 2048);
-        assert_eq!(slot_size(9018), 16384);
-    }
 
     #[test]
     fn modes_parse() {
