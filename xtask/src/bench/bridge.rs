@@ -3,7 +3,7 @@
 //! same frames itself (a `tc` u32 match-all filter with `action mirred egress redirect`;
 //! matchall is not in every kernel), in the same run.
 //!
-//! Lab: nsrt-b<pid>-s/tx0 — nsrt-b<pid>-w/ba, nsrt-b<pid>-w/bb — nsrt-b<pid>-d/rx0. The
+//! Lab: `nsrt-b<pid>-s/tx0` — `nsrt-b<pid>-w/ba`, `nsrt-b<pid>-w/bb` — `nsrt-b<pid>-d/rx0`. The
 //! sender is on CPU 0, the bridge process on CPU 1; tc-mirred forwards in the sender's
 //! softirq, so it is the ceiling the path allows.
 
