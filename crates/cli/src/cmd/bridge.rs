@@ -31,10 +31,10 @@ second, per direction: frames forwarded per second, totals, ring drops, send err
 a final line at the end (Ctrl-C, SIGTERM, --duration).")]
 pub struct Args {
     /// Where frames come in: IFACE or NS/IFACE.
-    #[arg(short = 'i', long = "interface", value_name = "TARGET")]
+    #[arg(short = 'i', long = "interface", value_name = "TARGET", add = crate::complete::interface())]
     pub interface: String,
     /// Where they go out: IFACE or NS/IFACE.
-    #[arg(short = 'o', long = "out-interface", value_name = "TARGET")]
+    #[arg(short = 'o', long = "out-interface", value_name = "TARGET", add = crate::complete::interface())]
     pub out_interface: String,
     /// Forward both ways (also from -o to -i).
     #[arg(long)]
@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(short = 'f', long, value_name = "FILTER")]
     pub filter: Option<String>,
     /// The namespace of targets that do not name one.
-    #[arg(short = 'n', long, value_name = "NS")]
+    #[arg(short = 'n', long, value_name = "NS", add = crate::complete::netns())]
     pub netns: Option<NsSpec>,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS", value_parser = crate::cmd::count::parse_secs)]
