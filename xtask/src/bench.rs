@@ -20,7 +20,9 @@ use crate::{BENCH_PKGS, install, require_root, root};
 const HELP: &str = "\
 usage: cargo xtask bench [--packets N] [--reps R] [--sizes 64,1514] [--json FILE]
                          [--capturers LIST] [--generators LIST] [--rate PPS]
-                         [--file-dir DIR] [--forwarders LIST] [-v]
+                         [--file-dir DIR] [--forwarders LIST] [--suites LIST]
+                         [--namespaces N] [--scale-pps PPS] [--scale-secs S] [--churn N]
+                         [--procs N] [-v]
 
   --packets N      packets per run (default 5000000)
   --reps R         repetitions of every (generator, capturer, size) (default 3)
@@ -39,13 +41,24 @@ usage: cargo xtask bench [--packets N] [--reps R] [--sizes 64,1514] [--json FILE
   --forwarders LIST some of: nsring-bridge,tc-mirred (default both; none: skip): trafgen
                    sends --packets frames through a bridge namespace, the receiver counts
                    what came out (tc-mirred is the kernel forwarding by itself)
+  --suites LIST    some of: veth,bridge,scale,churn,discovery (default all)
+  --namespaces N   scale: lab namespaces, each with a veth pair and traffic (default 100)
+  --scale-pps PPS  scale: 1514-byte frames per second in each namespace (default 1000)
+  --scale-secs S   scale: seconds of traffic (default 10)
+  --churn N        churn: namespaces made, sent traffic and deleted (default 200)
+  --procs N        discovery: sleeping processes in the sandbox's /proc (default 4000)
   -v, --verbose    also print every run's numbers as it ends
 
 The lab is two namespaces nsrt-b<pid>-tx / -rx joined by a veth pair (198.18.0.1/.2);
 the sender is pinned to CPU 0, capturers to CPU 1. Needs root; installs netsniff-ng (trafgen)
 and tcpdump if missing. With file capturers, virtio-balloon free page reporting is off for
 the run (restored after), and each file run starts on memory touched just before; see
-docs/DESIGN.md, \"Benchmark method\".";
+docs/DESIGN.md, \"Benchmark method\".
+
+Many namespaces (issue 9): scale runs one `nsring dump` over 'nsrt-m<pid>-s-*/b0' against one
+`tcpdump -w` per namespace, one after the other, alternating which goes first (--reps each);
+churn makes, feeds and deletes namespaces under one `nsring dump --follow`; discovery runs
+`nsring count --all-netns` in a private mount and PID namespace with --procs processes and 0.";
 
 mod bridge;
 
@@ -67,7 +80,15 @@ struct Opts {
     file_dir: Option<String>,
     forwarders: Vec<bridge::Forwarder>,
     verbose: bool,
+    suites: Vec<String>,
+    namespaces: usize,
+    scale_pps: u64,
+    scale_secs: f64,
+    churn: usize,
+    procs: usize,
 }
+
+const SUITES: [&str; 5] = ["veth", "bridge", "scale", "churn", "discovery"];
 
 /// What drives the lab: netsniff-ng's trafgen, or `nsring send` (same frames, both
 /// bypassing the qdisc, as trafgen does by default).
@@ -151,6 +172,12 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         file_dir: None,
         forwarders: bridge::Forwarder::ALL.to_vec(),
         verbose: false,
+        suites: SUITES.iter().map(|s| s.to_string()).collect(),
+        namespaces: 100,
+        scale_pps: 1000,
+        scale_secs: 10.0,
+        churn: 200,
+        procs: 4000,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -222,6 +249,33 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--json" => o.json = Some(val("--json")?),
             "--file-dir" => o.file_dir = Some(val("--file-dir")?),
             "-v" | "--verbose" => o.verbose = true,
+            "--suites" => {
+                o.suites = val("--suites")?
+                    .split(',')
+                    .map(|x| x.trim().to_string())
+                    .collect();
+                if let Some(bad) = o.suites.iter().find(|x| !SUITES.contains(&x.as_str())) {
+                    return fail(format!("unknown suite '{bad}': use {}", SUITES.join(",")));
+                }
+            }
+            "--namespaces" | "--scale-pps" | "--churn" | "--procs" => {
+                let n: u64 = val(a)?
+                    .parse()
+                    .map_err(|_| format!("{a} needs a positive number"))?;
+                match a.as_str() {
+                    "--namespaces" => o.namespaces = n as usize,
+                    "--scale-pps" => o.scale_pps = n,
+                    "--churn" => o.churn = n as usize,
+                    _ => o.procs = n as usize,
+                }
+            }
+            "--scale-secs" => {
+                o.scale_secs = val(a)?
+                    .parse()
+                    .ok()
+                    .filter(|x: &f64| *x > 0.0)
+                    .ok_or_else(|| "--scale-secs needs a positive number".to_string())?
+            }
             "--rate" => {
                 o.rate = val("--rate")?
                     .parse()
@@ -826,8 +880,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if writes_files {
         eprintln!("bench: capture files go to {}", files.path.display());
     }
+    let veth = opts.suites.iter().any(|s| s == "veth");
     let mut rows = Vec::new();
-    'outer: for &size in &opts.sizes {
+    'outer: for &size in opts.sizes.iter().filter(|_| veth) {
         let conf = dir.join(format!("udp{size}.cfg"));
         std::fs::write(&conf, trafgen_conf(size)).map_err(|e| e.to_string())?;
         let conf = conf.to_string_lossy().into_owned();
@@ -914,7 +969,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     eprintln!();
-    let bridge_rows = if STOP.load(Ordering::SeqCst) {
+    let bridge_rows = if STOP.load(Ordering::SeqCst) || !opts.suites.iter().any(|s| s == "bridge") {
         Vec::new()
     } else {
         bridge::run(
@@ -926,7 +981,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             opts.verbose,
         )?
     };
-    let rate = if opts.rate > 0 && !STOP.load(Ordering::SeqCst) {
+    let rate = if veth && opts.rate > 0 && !STOP.load(Ordering::SeqCst) {
         eprintln!("bench: checking nsring send --pps {} for 10 s", opts.rate);
         Some(rate_check(&lab, opts.rate)?)
     } else {
@@ -934,7 +989,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let _ = std::fs::remove_dir_all(&dir);
     drop(lab);
-    print_table(&rows, &opts);
+    if veth {
+        print_table(&rows, &opts);
+    }
     bridge::print(&bridge_rows, opts.packets, opts.reps);
     if let Some(r) = &rate {
         println!(
@@ -950,9 +1007,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
             100.0 * (r.max / r.target as f64 - 1.0),
         );
     }
+    let many = crate::many::run(&opts_many(&opts, &files), &opts.suites, || {
+        STOP.load(Ordering::SeqCst)
+    })?;
     if let Some(path) = &opts.json {
         let mut json = to_json(&rows, &opts);
         json["bridge"] = bridge::to_json(&bridge_rows);
+        for (k, v) in many {
+            json[k] = v;
+        }
         if let Some(r) = &rate {
             json["send_rate"] = serde_json::json!({
                 "target_pps": r.target,
@@ -970,6 +1033,23 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return fail("interrupted; the table shows the finished rows");
     }
     Ok(())
+}
+
+/// The many-namespace suites' options, from the bench's.
+fn opts_many(o: &Opts, files: &FileDir) -> crate::many::Opts {
+    crate::many::Opts {
+        namespaces: o.namespaces,
+        pps: o.scale_pps,
+        secs: o.scale_secs,
+        size: 1514,
+        reps: o.reps,
+        churn: o.churn,
+        churn_packets: 100,
+        procs: o.procs,
+        file_dir: files.path.clone(),
+        nsring: nsring_bin(),
+        verbose: o.verbose,
+    }
 }
 
 struct Row {

@@ -11,6 +11,7 @@ mod bench_exporter;
 mod deb;
 mod fuzz;
 mod install;
+mod many;
 mod package_test;
 mod sh;
 

@@ -25,6 +25,8 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 fn is_usage(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.is::<Usage>()
+            || e.downcast_ref::<nsring_multi::Error>()
+                .is_some_and(nsring_multi::Error::is_usage)
             || e.downcast_ref::<nsring_capture::Error>()
                 .is_some_and(capture_usage)
             || e.downcast_ref::<nsring_netns::Error>()

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod capture;
 mod cmd;
 mod complete;
 mod decode;

@@ -167,6 +167,130 @@ impl Reporter {
     }
 }
 
+/// One capture of several, as `count --json` reports it: when it opens (`open`), every
+/// interval (`stats`), when it ends (`close`, with the reason) and in the final report
+/// (`final`).
+#[derive(Debug, serde::Serialize)]
+pub struct TargetLine<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    /// `NS/IFACE`.
+    pub target: String,
+    pub netns: &'a str,
+    pub netns_inode: u64,
+    pub interface: &'a str,
+    pub ifindex: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ring_bytes: Option<u64>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<Totals>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl<'a> TargetLine<'a> {
+    pub fn new(kind: &'a str, t: &'a nsring_multi::TargetInfo) -> TargetLine<'a> {
+        TargetLine {
+            kind,
+            target: t.label(),
+            netns: &t.netns,
+            netns_inode: t.netns_inode,
+            interface: &t.interface,
+            ifindex: t.ifindex,
+            ring_bytes: None,
+            totals: None,
+            reason: None,
+        }
+    }
+}
+
+/// The counters of a capture as `count` shows them.
+pub fn totals_of(s: &nsring_multi::TargetStats) -> Totals {
+    Totals {
+        packets: s.packets,
+        bytes: s.bytes,
+        drops: s.kernel.drops,
+        freezes: s.kernel.freezes,
+    }
+}
+
+/// The sum of all captures, every interval (`total`) and at the end (`final_total`).
+#[derive(Debug, serde::Serialize)]
+pub struct TotalLine<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    /// Captures open now, and opened since the start.
+    pub open: usize,
+    pub opened: usize,
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub elapsed_s: f64,
+    pub pps: f64,
+    pub mbps: f64,
+}
+
+impl<'a> TotalLine<'a> {
+    pub fn new(kind: &'a str, open: usize, opened: usize, t: Totals, since: Duration) -> Self {
+        let secs = since.as_secs_f64().max(1e-9);
+        TotalLine {
+            kind,
+            open,
+            opened,
+            totals: t,
+            elapsed_s: since.as_secs_f64(),
+            pps: t.packets as f64 / secs,
+            mbps: t.bytes as f64 * 8.0 / secs / 1e6,
+        }
+    }
+}
+
+/// One row of the table `count` prints with several captures.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub netns: String,
+    pub interface: String,
+    pub totals: Totals,
+    /// `open`, or why it ended.
+    pub state: String,
+}
+
+/// The table of several captures: a row each, then the total.
+pub fn table(rows: &[Row], total: Totals, since_start: Duration) -> String {
+    let ns_w = rows.iter().map(|r| r.netns.len()).max().unwrap_or(0).max(5);
+    let if_w = rows
+        .iter()
+        .map(|r| r.interface.len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    let line = |ns: &str, i: &str, t: &Totals, state: &str| {
+        let l = format!(
+            "{ns:<ns_w$}  {i:<if_w$}  {:>14}  {:>16}  {:>10}  {state}",
+            thousands(t.packets),
+            thousands(t.bytes),
+            thousands(t.drops),
+        );
+        format!("{}\n", l.trim_end())
+    };
+    let mut out = format!(
+        "========================= {:.1} s, {} capture{}\n",
+        since_start.as_secs_f64(),
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    );
+    out.push_str(&format!(
+        "{:<ns_w$}  {:<if_w$}  {:>14}  {:>16}  {:>10}  STATE\n",
+        "NETNS", "INTERFACE", "PACKETS", "BYTES", "DROPS"
+    ));
+    for r in rows {
+        let ns = if r.netns.is_empty() { "-" } else { &r.netns };
+        out.push_str(&line(ns, &r.interface, &r.totals, &r.state));
+    }
+    out.push_str(&line("TOTAL", "", &total, ""));
+    out.push_str("=========================\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +304,42 @@ mod tests {
         assert_eq!(rate(412_345.674), "412'345.67");
         assert_eq!(rate(0.005), "0.01");
         assert_eq!(rate(f64::NAN), "0.00");
+    }
+
+    #[test]
+    fn table_shape() {
+        let t = |p, b, d| Totals {
+            packets: p,
+            bytes: b,
+            drops: d,
+            freezes: 0,
+        };
+        let rows = [
+            Row {
+                netns: "nsrt-1-a".into(),
+                interface: "veth0".into(),
+                totals: t(1000, 64_000, 0),
+                state: "open".into(),
+            },
+            Row {
+                netns: "".into(),
+                interface: "eth1".into(),
+                totals: t(5, 300, 2),
+                state: "interface removed or moved away".into(),
+            },
+        ];
+        let expected = "\
+========================= 2.0 s, 2 captures
+NETNS     INTERFACE         PACKETS             BYTES       DROPS  STATE
+nsrt-1-a  veth0               1'000            64'000           0  open
+-         eth1                    5               300           2  interface removed or moved away
+TOTAL                         1'005            64'300           2
+=========================
+";
+        assert_eq!(
+            table(&rows, t(1005, 64_300, 2), Duration::from_secs(2)),
+            expected
+        );
     }
 
     #[test]

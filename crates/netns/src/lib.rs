@@ -304,23 +304,25 @@ impl NetNs {
     /// namespace for their whole life, wherever they are used afterwards: this is how one
     /// process holds capture sockets in many namespaces.
     ///
-    /// If the calling thread is in this namespace already, the new thread does not enter
-    /// it (setns needs CAP_SYS_ADMIN, even into one's own namespace).
+    /// A thread that is in this namespace already (one that entered it with `setns`, or the
+    /// caller in its own) runs `f` itself: no thread is made, and no setns (which needs
+    /// CAP_SYS_ADMIN, even into one's own namespace).
     pub fn run<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        let here =
-            std::fs::metadata("/proc/thread-self/ns/net").is_ok_and(|m| m.ino() == self.inode);
+        if std::fs::metadata("/proc/thread-self/ns/net")
+            .is_ok_and(|m| m.ino() == self.inode && m.dev() == self.dev)
+        {
+            return Ok(f());
+        }
         std::thread::scope(|scope| {
             std::thread::Builder::new()
                 .name(format!("netns-{}", self.inode))
                 .spawn_scoped(scope, || {
-                    if !here {
-                        sys::setns_net(self.fd.as_fd())
-                            .map_err(|e| Error::sys("setns", self.spec.to_string(), e))?;
-                    }
+                    sys::setns_net(self.fd.as_fd())
+                        .map_err(|e| Error::sys("setns", self.spec.to_string(), e))?;
                     Ok(f())
                 })
                 .map_err(|e| Error::sys("spawn thread", self.spec.to_string(), e))?

@@ -11,10 +11,12 @@
 //! - [`pcap`] (`nsring-pcap`): pcap and pcapng reading ([`CaptureReader`]) and writing
 //!   ([`PcapngWriter`], [`PcapWriter`]);
 //! - [`bpf`] (`nsring-bpf`): counting in the kernel, copying nothing: tcpdump filters as
-//!   eBPF programs at an interface's traffic-control hooks (`nsring_bpf::KernelCounter`).
+//!   eBPF programs at an interface's traffic-control hooks (`nsring_bpf::KernelCounter`);
 //! - [`containers`] (`nsring-containers`): container runtimes (Podman, Docker, containerd):
 //!   a container's process by name or ID, the running containers, containers recognised
-//!   from cgroups. [`NetNs::open`] uses it for `podman:web1`, `docker:ID`, `containerd:ID`.
+//!   from cgroups. [`NetNs::open`] uses it for `podman:web1`, `docker:ID`, `containerd:ID`;
+//! - [`multi`] (`nsring-multi`): many captures in one process ([`Session`]), over
+//!   namespaces and interfaces matched by pattern and followed as they come and go.
 //!
 //! Capturing and sending need `CAP_NET_RAW`, entering a named namespace `CAP_SYS_ADMIN`
 //! (in practice: root). Every main type has an example in its documentation; this one puts
@@ -109,11 +111,13 @@
 pub use nsring_bpf as bpf;
 pub use nsring_capture as capture;
 pub use nsring_containers as containers;
+pub use nsring_multi as multi;
 pub use nsring_netns as netns;
 pub use nsring_pcap as pcap;
 pub use nsring_registry as registry;
 
 pub use nsring_capture::{Capture, CaptureConfig, Frame, Sender, Transmitter, TxConfig};
+pub use nsring_multi::Session;
 pub use nsring_netns::{NetNs, NsSpec};
 pub use nsring_pcap::{CaptureReader, PcapWriter, PcapngWriter};
 

@@ -3,12 +3,15 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use nsring_capture::{Capture, CaptureConfig, Direction, FanoutMode, RingGeometry};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+
+use nsring_capture::{Block, CaptureConfig, Direction, FanoutMode, RingGeometry};
+use nsring_multi::{CloseReason, Handler, Note, Taken, TargetInfo, TargetStats};
 use nsring_netns::{NetNs, NsSpec};
 
-use crate::out::Out;
-use crate::stats::{Reporter, Totals};
+use crate::out::{Out, json_line};
+use crate::stats::{Reporter, Row, TargetLine, TotalLine, Totals, table, totals_of};
 use crate::target::Target;
 
 /// What count copies of each packet when it does not print packets: enough for any header
@@ -21,21 +24,33 @@ Examples:
   nsring count --netns pid:4242 -i eth0    count in a container's namespace
   nsring count -i eth1 -f 'udp port 53' -N 1000 --json
   nsring count -i ns0/eth1 --backend ring  count on a capture ring, as pfcount does
+  nsring count -i 'lab-*/eth0'             every lab namespace's eth0, as they come and go
+  nsring count --all-netns --follow        every namespace but the initial one
 
 Backends: 'kernel' counts in the kernel (eBPF at the interface's traffic-control hooks,
 attached with TCX, or a clsact qdisc where the kernel has no TCX): no packet is copied, the
 traffic is not altered or delayed, and drops are always 0. 'ring' copies every packet into a
 TPACKET_V3 ring, as pfcount does. 'auto' (the default) counts in the kernel when the job only
-counts on one interface, and on the ring for -v, -c, 'any' and the ring settings; the first
+counts on one interface, and on the ring for several targets, -v, -c, 'any' and the ring
+settings; the first
 line says which backend runs and why. With -N the kernel backend reads its counters every
 few milliseconds and stops at the first figure at or above N, which it reports as read: it
 may be a little above N.
 
 Statistics go to stderr once a second (PF_RING's pfcount block) and once more at the end,
 after the last packets are drained (Ctrl-C, SIGTERM and SIGHUP end the capture cleanly; if
-the interface goes down or leaves the namespace, the final block is printed, then the
-reason, and the exit status is 1). With --json, one JSON
-object per second and a final one ({\"type\":\"final\",...}) go to stdout instead.
+an interface named exactly goes down or leaves the namespace, the final block is printed,
+then the reason, and the exit status is 1). With --json, one JSON object per second and a
+final one ({\"type\":\"final\",...}) go to stdout instead.
+
+Several targets (more than one -i, a pattern, --all-netns) are counted in one process, on
+rings: a table (namespace, interface, packets, bytes, drops, state) every second and at the
+end, with the total, and a line when a capture opens or closes. An interface that appears
+and matches is captured within a second; one that a pattern found and that goes away
+(namespace deleted, interface removed or moved) ends its capture with its final counts and
+the rest goes on (one that goes down stays captured, for when it comes back up). With
+--json: \"open\" and \"close\" lines (the close with the counts and the reason), \"stats\" per
+capture and \"total\" every second, \"final\" per capture and \"final_total\" at the end.
 
 Filters use tcpdump syntax, compiled by libpcap and applied in the kernel before anything is
 copied. On Linux, a live filter sees a VLAN-tagged frame with its tag already taken out by
@@ -73,8 +88,15 @@ pub struct Args {
 #[derive(Debug, clap::Args)]
 pub struct CaptureArgs {
     /// Interface: IFACE, NS/IFACE (ns0/eth1), or 'any' for every interface of the namespace
-    /// (dump: repeat -i, or separate targets with commas, for several).
-    #[arg(short, long, value_name = "[NS/]IFACE", required = true, add = crate::complete::interface())]
+    /// in one socket; either part may be a pattern (* ? [..]: 'web-*/eth0', 'lab*/veth*').
+    /// Repeat -i, or separate with commas, for several. With --all-netns: IFACE only.
+    #[arg(
+        short,
+        long,
+        value_name = "[NS/]IFACE",
+        required_unless_present = "all_netns",
+        add = crate::complete::interface()
+    )]
     pub interface: Vec<String>,
     /// The namespace of IFACE: NAME, pid:PID, a path or a container (podman:web1) (default: the current one).
     #[arg(short = 'n', long, value_name = "NS", add = crate::complete::netns())]
@@ -108,10 +130,11 @@ pub struct CaptureArgs {
     /// Do not put the interface in promiscuous mode.
     #[arg(short = 'J', long = "no-promisc")]
     pub no_promisc: bool,
-    /// Ring block size in KiB (a power of two) [default: 1024].
+    /// Ring block size in KiB, a power of two [default: 1024; 128 with patterns].
     #[arg(long, value_name = "KIB")]
     pub block_kib: Option<u32>,
-    /// Number of ring blocks [default: 16 for count, 64 for dump].
+    /// Number of ring blocks [default: 16 for count, 64 for dump, shared among several -i;
+    /// 8 per capture with patterns].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub blocks: Option<u32>,
     /// Milliseconds after which a partly filled block is handed over [default: 100].
@@ -124,6 +147,28 @@ pub struct CaptureArgs {
     /// kernel socket, without our details and counters).
     #[arg(long)]
     pub no_registry: bool,
+    #[command(flatten)]
+    pub many: ManyArgs,
+}
+
+/// The options of capturing in many namespaces at once.
+#[derive(Debug, clap::Args)]
+pub struct ManyArgs {
+    /// Capture in every namespace on the host (named, anonymous, containers') except the
+    /// initial one, with -i IFACE (or a pattern) in each [default: every Ethernet
+    /// interface but lo]; namespaces and interfaces that appear later are captured too.
+    #[arg(long)]
+    pub all_netns: bool,
+    /// With --all-netns, the initial namespace too.
+    #[arg(long)]
+    pub include_host: bool,
+    /// Keep running when a pattern matches nothing yet (without it, that is an error, exit 2).
+    #[arg(long)]
+    pub follow: bool,
+    /// MiB of ring memory all captures together may take; past it, new ones are refused
+    /// with a message [default: 1024].
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub ring_budget: Option<u64>,
 }
 
 pub fn parse_direction(s: &str) -> Result<Direction, String> {
@@ -164,18 +209,14 @@ impl CaptureArgs {
         }
     }
 
-    /// Every -i target, parsed without touching the system; each given once.
-    pub fn targets(&self) -> anyhow::Result<Vec<Target>> {
-        let mut v: Vec<Target> = Vec::new();
-        for spec in &self.interface {
-            for t in Target::parse_list(spec, self.netns.as_ref())? {
-                if v.contains(&t) {
-                    return Err(crate::usage(format!("{t} is given twice")));
-                }
-                v.push(t);
-            }
-        }
-        Ok(v)
+    /// Every -i target (patterns too), or --all-netns, parsed without touching the system.
+    pub fn targets(&self) -> anyhow::Result<Vec<nsring_multi::Target>> {
+        crate::target::capture_targets(
+            &self.interface,
+            self.netns.as_ref(),
+            self.many.all_netns,
+            self.many.include_host,
+        )
     }
 
     /// The ring's shape from --block-kib, --blocks (`default_blocks` if not given) and
@@ -195,13 +236,8 @@ impl CaptureArgs {
 
     /// The capture settings for `target`, with the command's defaults for what was not
     /// given.
-    pub fn config(
-        &self,
-        target: &Target,
-        defaults: Defaults,
-        command: &str,
-    ) -> anyhow::Result<CaptureConfig> {
-        let mut cfg = CaptureConfig::new(target.iface_name())
+    pub fn config(&self, defaults: Defaults, command: &str) -> anyhow::Result<CaptureConfig> {
+        let mut cfg = CaptureConfig::default()
             .snaplen(self.snaplen.unwrap_or(defaults.snaplen))
             .direction(self.direction)
             .promiscuous(!self.no_promisc)
@@ -224,7 +260,7 @@ impl CaptureArgs {
     }
 
     /// A one-line description for the startup message.
-    pub fn describe(&self, cfg: &CaptureConfig) -> String {
+    pub fn describe(&self, cfg: &CaptureConfig, ring: &RingGeometry) -> String {
         format!(
             "snaplen {}, direction {}{}{}{}, ring {} x {} KiB",
             cfg.snaplen,
@@ -237,26 +273,35 @@ impl CaptureArgs {
             cfg.fanout
                 .map(|f| format!(", cluster {} ({})", f.group, f.mode))
                 .unwrap_or_default(),
-            cfg.ring.block_count,
-            cfg.ring.block_size / 1024,
+            ring.block_count,
+            ring.block_size / 1024,
         )
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    use crate::cmd::count_kernel::{self, Choice};
-    let target = args.capture.target()?;
-    let why = match count_kernel::choose(&args, &target)? {
-        Choice::Ring(why) => why,
-        Choice::Kernel(why) => {
-            let ns = NetNs::open(&target.ns)?;
-            match count_kernel::open(&args, &target, &ns)? {
-                Ok(counter) => return count_kernel::run(&args, &target, &ns, counter, &why),
-                Err(fallback) => fallback,
+    use crate::cmd::count_kernel::{self, Backend, Choice};
+    let targets = args.capture.targets()?;
+    let why = if targets.len() == 1 && targets[0].is_exact() {
+        let target = args.capture.target()?;
+        match count_kernel::choose(&args, &target)? {
+            Choice::Ring(why) => why,
+            Choice::Kernel(why) => {
+                let ns = NetNs::open(&target.ns)?;
+                match count_kernel::open(&args, &target, &ns)? {
+                    Ok(counter) => return count_kernel::run(&args, &target, &ns, counter, &why),
+                    Err(fallback) => fallback,
+                }
             }
         }
+    } else if args.backend == Backend::Kernel {
+        return Err(crate::usage(
+            "--backend kernel counts on one interface; several targets, patterns and --all-netns count on rings (--backend ring)",
+        ));
+    } else {
+        "several targets".into()
     };
-    run_ring(args, target, &why)
+    run_ring(args, &why)
 }
 
 /// How the banner and the statistics name the target: a bare name that turned out to be a
@@ -273,105 +318,249 @@ pub fn label(ns: &NetNs, target: &Target) -> (String, String) {
     (label, container)
 }
 
-/// Counts on a capture ring (`why` the banner gives for the choice).
-fn run_ring(args: Args, target: Target, why: &str) -> anyhow::Result<ExitCode> {
+/// Counts on capture rings, one target or many (`why` the banner gives for the choice).
+fn run_ring(args: Args, why: &str) -> anyhow::Result<ExitCode> {
     let c = &args.capture;
-    let default_snaplen = if args.verbose.is_some() {
+    let snaplen = if args.verbose.is_some() {
         nsring_capture::DEFAULT_SNAPLEN
     } else {
         COUNT_SNAPLEN
     };
-    let cfg = c.config(
-        &target,
-        Defaults {
-            snaplen: default_snaplen,
-            blocks: COUNT_BLOCKS,
-        },
-        "count",
-    )?;
-    let ns = NetNs::open(&target.ns)?;
-    let mut cap = Capture::open(&ns, &cfg)?;
-    let waker = cap.waker();
-    ctrlc::set_handler(move || {
-        let _ = waker.wake();
-    })
-    .context("cannot install the Ctrl-C handler")?;
-    let (label, container) = label(&ns, &target);
+    let defaults = Defaults {
+        snaplen,
+        blocks: COUNT_BLOCKS,
+    };
+    let mut started = crate::capture::start(c, defaults, "count")?;
     if !args.quiet {
         eprintln!(
-            "nsring count: capturing on {label} (netns inode {}{container}), backend ring ({why}), {}",
-            ns.inode(),
-            c.describe(&cfg)
+            "nsring count: capturing on {}, backend ring ({why}), {}",
+            crate::capture::describe_targets(&started),
+            c.describe(&started.config, &started.ring)
         );
     }
-    crate::warn_unrecorded("count", cap.record_error());
-
-    let mut out = Out::new();
-    let mut printer = args
-        .verbose
-        .map(|level| crate::decode::Printer::new(level, &label));
-    let mut reporter = Reporter::new(&label, args.json, args.quiet);
-    let deadline = c.duration.map(|d| reporter.start() + d);
-    let (mut packets, mut bytes) = (0u64, 0u64);
-    let mut gone = None;
-    let reached = |packets: u64| c.limit.is_some_and(|n| packets >= n);
-    let totals = |packets, bytes, k: nsring_capture::Stats| Totals {
-        packets,
-        bytes,
-        drops: k.drops,
-        freezes: k.freezes,
-    };
-    while !reached(packets) {
-        let wait = deadline
-            .map_or(args.interval, |d| {
-                d.saturating_duration_since(Instant::now())
-            })
-            .min(reporter.until_due(args.interval))
-            .max(Duration::from_millis(1));
-        let mut block_bytes = None;
-        let mut idle = false;
-        match cap.next_block(Some(wait)) {
-            Ok(Some(block)) => {
-                let before = bytes;
-                for frame in &block {
-                    if reached(packets) {
-                        break;
-                    }
-                    packets += 1;
-                    bytes += u64::from(frame.wire_len());
-                    if let Some(p) = printer.as_mut() {
-                        p.print(&mut out, &frame)?;
-                    }
-                }
-                block_bytes = Some(bytes - before);
-            }
-            Ok(None) => idle = true,
-            Err(e) if e.interface_gone() => {
-                gone = Some(e);
-                break;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        if idle && cap.finished() {
-            break;
-        }
-        if let Some(n) = block_bytes {
-            cap.add_bytes(n); // for `nsring ls`: one store per block
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) && !cap.stop_requested() {
-            let _ = cap.waker().wake();
-        }
-        if reporter.until_due(args.interval).is_zero() && !reached(packets) {
-            let k = cap.stats()?;
-            reporter.emit(&mut out, totals(packets, bytes, k), false)?;
-        }
-    }
-    let k = cap.stats()?;
-    reporter.emit(&mut out, totals(packets, bytes, k), true)?;
-    match gone {
-        // The interface went down or away: every packet the ring held is counted above;
-        // the capture failed, so say why and exit 1.
+    let mut counting = Counting::new(&args, started.single);
+    started.session.run(&mut counting)?;
+    counting.finish()?;
+    match started.session.take_fault() {
+        // An interface named exactly went down or away: every packet its ring held is
+        // counted above; the capture failed, so say why and exit 1.
         Some(e) => Ok(crate::error::report(&e.into())),
         None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// What `count` does with the captures: counts (and with -v prints) their packets, and
+/// reports: pfcount's block for one capture, a table (or JSON lines per capture) for several.
+struct Counting<'a> {
+    args: &'a Args,
+    single: bool,
+    out: Out,
+    printers: HashMap<u64, crate::decode::Printer>,
+    /// The one capture's reporter (single).
+    reporter: Option<Reporter>,
+    start: Instant,
+    packets: u64,
+    /// Every capture of the session: its label parts, last counters and state.
+    rows: BTreeMap<u64, (TargetInfo, TargetStats, Option<CloseReason>)>,
+}
+
+impl<'a> Counting<'a> {
+    fn new(args: &'a Args, single: bool) -> Counting<'a> {
+        Counting {
+            args,
+            single,
+            out: Out::new(),
+            printers: HashMap::new(),
+            reporter: None,
+            start: Instant::now(),
+            packets: 0,
+            rows: BTreeMap::new(),
+        }
+    }
+
+    fn reached(&self) -> bool {
+        self.args.capture.limit.is_some_and(|n| self.packets >= n)
+    }
+
+    fn total(&self) -> Totals {
+        self.rows
+            .values()
+            .fold(Totals::default(), |mut t, (_, s, _)| {
+                let x = totals_of(s);
+                t.packets += x.packets;
+                t.bytes += x.bytes;
+                t.drops += x.drops;
+                t.freezes += x.freezes;
+                t
+            })
+    }
+
+    /// The report of several captures: the table on stderr, or JSON lines on stdout.
+    fn report(&mut self, last: bool) -> anyhow::Result<()> {
+        let since = self.start.elapsed();
+        let open = self.rows.values().filter(|r| r.2.is_none()).count();
+        if self.args.json {
+            let (kind, total_kind) = if last {
+                ("final", "final_total")
+            } else {
+                ("stats", "total")
+            };
+            for (t, s, why) in self.rows.values() {
+                if !last && why.is_some() {
+                    continue;
+                }
+                let mut line = TargetLine::new(kind, t);
+                line.totals = Some(totals_of(s));
+                line.reason = why.as_ref().map(ToString::to_string);
+                json_line(&mut self.out, &line)?;
+            }
+            let total = TotalLine::new(total_kind, open, self.rows.len(), self.total(), since);
+            json_line(&mut self.out, &total)?;
+            self.out.flush()?;
+        } else if last || !self.args.quiet {
+            let rows: Vec<Row> = self
+                .rows
+                .values()
+                .filter(|r| last || r.2.is_none())
+                .map(|(t, s, why)| Row {
+                    netns: t.netns.clone(),
+                    interface: t.interface.clone(),
+                    totals: totals_of(s),
+                    state: why.as_ref().map_or("open".into(), ToString::to_string),
+                })
+                .collect();
+            self.out.flush()?;
+            eprint!("{}", table(&rows, self.total(), since));
+        }
+        Ok(())
+    }
+
+    /// The final report.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        if self.single {
+            let t = self.total();
+            if let Some(r) = self.reporter.as_mut() {
+                r.emit(&mut self.out, t, true)?;
+            }
+            return Ok(());
+        }
+        self.report(true)
+    }
+
+    /// An open or close event: a JSON line, or a line on stderr.
+    fn event(
+        &mut self,
+        kind: &str,
+        t: &TargetInfo,
+        s: Option<&TargetStats>,
+        why: Option<&CloseReason>,
+    ) -> anyhow::Result<()> {
+        if self.args.json {
+            let mut line = TargetLine::new(kind, t);
+            if kind == "open" {
+                line.ring_bytes = Some(t.ring_bytes);
+            }
+            line.totals = s.map(totals_of);
+            line.reason = why.map(ToString::to_string);
+            json_line(&mut self.out, &line)?;
+            self.out.flush()?;
+        } else if !self.args.quiet {
+            match (s, why) {
+                (Some(s), Some(why)) => eprintln!(
+                    "nsring count: closed {}: {} packets, {} dropped ({why})",
+                    t.label(),
+                    s.packets,
+                    s.kernel.drops
+                ),
+                _ => eprintln!(
+                    "nsring count: opened {} ({})",
+                    t.label(),
+                    crate::capture::ns_description(t)
+                ),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handler for Counting<'_> {
+    type Error = anyhow::Error;
+
+    fn opened(&mut self, t: &TargetInfo) -> anyhow::Result<()> {
+        if let Some(level) = self.args.verbose {
+            self.printers
+                .insert(t.id, crate::decode::Printer::new(level, &t.label()));
+        }
+        self.rows
+            .insert(t.id, (t.clone(), TargetStats::default(), None));
+        if self.single {
+            if self.reporter.is_none() {
+                self.reporter = Some(Reporter::new(&t.label(), self.args.json, self.args.quiet));
+            }
+            return Ok(());
+        }
+        self.event("open", t, None, None)
+    }
+
+    fn block(
+        &mut self,
+        t: &TargetInfo,
+        _: &TargetStats,
+        block: &Block<'_>,
+    ) -> anyhow::Result<Taken> {
+        let mut taken = Taken::default();
+        let limit = self.args.capture.limit;
+        let mut printer = self.printers.get_mut(&t.id);
+        for frame in block {
+            if limit.is_some_and(|n| self.packets >= n) {
+                break;
+            }
+            self.packets += 1;
+            taken.packets += 1;
+            taken.bytes += u64::from(frame.wire_len());
+            if let Some(p) = printer.as_mut() {
+                p.print(&mut self.out, &frame)?;
+            }
+        }
+        taken.stop = self.reached();
+        Ok(taken)
+    }
+
+    fn closed(&mut self, t: &TargetInfo, s: &TargetStats, why: &CloseReason) -> anyhow::Result<()> {
+        self.rows.insert(t.id, (t.clone(), *s, Some(why.clone())));
+        self.printers.remove(&t.id);
+        if self.single {
+            return Ok(());
+        }
+        self.event("close", t, Some(s), Some(why))
+    }
+
+    fn note(&mut self, note: &Note) -> anyhow::Result<()> {
+        self.out.flush()?;
+        eprintln!("nsring count: {note}");
+        Ok(())
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.args.interval)
+    }
+
+    fn tick(&mut self, open: &[(&TargetInfo, &TargetStats)]) -> anyhow::Result<()> {
+        for (t, s) in open {
+            if let Some(row) = self.rows.get_mut(&t.id) {
+                row.1 = **s;
+            }
+        }
+        if self.reached() {
+            return Ok(());
+        }
+        if self.single {
+            let t = self.total();
+            if let Some(r) = self.reporter.as_mut() {
+                r.emit(&mut self.out, t, false)?;
+            }
+            return Ok(());
+        }
+        self.report(false)
     }
 }

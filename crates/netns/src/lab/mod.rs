@@ -128,6 +128,23 @@ impl Lab {
             .unwrap_or_else(|| panic!("lab has no namespace '{short}' (create it with netns())"))
     }
 
+    /// Deletes lab namespace `short` now, as `ip netns del` does: its name goes and the
+    /// lab's handle is closed, so the kernel tears it down (and its veths with it) once
+    /// nothing else holds it.
+    ///
+    /// # Panics
+    /// If the lab has no such namespace or it cannot be deleted.
+    pub fn remove(&mut self, short: &str) {
+        let i = self
+            .namespaces
+            .iter()
+            .position(|(s, _, _)| s == short)
+            .unwrap_or_else(|| panic!("lab has no namespace '{short}'"));
+        let (_, name, ns) = self.namespaces.remove(i);
+        drop(ns);
+        crate::del(&name).unwrap_or_else(|e| panic!("lab: deleting {name}: {e:?}"));
+    }
+
     /// A veth pair `a_if` (in lab namespace `a_ns`) — `b_if` (in `b_ns`), both up. Returns
     /// the two ifindexes.
     ///
