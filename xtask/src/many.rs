@@ -530,14 +530,13 @@ fn best(v: &[f64], lowest: bool) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// One row of the Scale table: how it is read from a side.
+type Metric = fn(&Side) -> f64;
+
 pub fn print_scale(r: &ScaleReport, o: &Opts) {
-    let col = |sides: &[Side], f: &dyn Fn(&Side) -> f64, lowest: bool, unit: &str| {
+    let col = |sides: &[Side], f: Metric| {
         let v: Vec<f64> = sides.iter().map(f).collect();
-        format!(
-            "{:.2}{unit} (best {:.2})",
-            median(v.clone()),
-            best(&v, lowest)
-        )
+        format!("{:.2} (best {:.2})", median(v.clone()), best(&v, true))
     };
     let sent: u64 = r.nsring.iter().map(|s| s.sent).sum();
     let pps = median(
@@ -557,23 +556,15 @@ pub fn print_scale(r: &ScaleReport, o: &Opts) {
         thousands(pps as u64),
         o.reps
     );
-    let rows: [(&str, &dyn Fn(&Side) -> f64, bool, &str); 6] = [
-        (
-            "lost (sent - captured)",
-            &|s| s.sent.saturating_sub(s.captured) as f64,
-            true,
-            "",
-        ),
-        ("dropped by kernel", &|s| s.dropped as f64, true, ""),
-        (
-            "memory MiB (PSS + ring not faulted in)",
-            &|s| s.memory_mib(),
-            true,
-            "",
-        ),
-        ("CPU s (user + system)", &|s| s.cpu_s, true, ""),
-        ("time to all open, s", &|s| s.open_s, true, ""),
-        ("threads", &|s| s.threads as f64, true, ""),
+    let rows: [(&str, Metric); 6] = [
+        ("lost (sent - captured)", |s| {
+            s.sent.saturating_sub(s.captured) as f64
+        }),
+        ("dropped by kernel", |s| s.dropped as f64),
+        ("memory MiB (PSS + ring not faulted in)", Side::memory_mib),
+        ("CPU s (user + system)", |s| s.cpu_s),
+        ("time to all open, s", |s| s.open_s),
+        ("threads", |s| s.threads as f64),
     ];
     println!(
         "{:<42} {:>30} {:>30}",
@@ -581,11 +572,11 @@ pub fn print_scale(r: &ScaleReport, o: &Opts) {
         "nsring dump (1 process)",
         format!("tcpdump -w ({} processes)", o.namespaces)
     );
-    for (name, f, lowest, unit) in rows {
+    for (name, f) in rows {
         println!(
             "{name:<42} {:>30} {:>30}",
-            col(&r.nsring, f, lowest, unit),
-            col(&r.tcpdump, f, lowest, unit)
+            col(&r.nsring, f),
+            col(&r.tcpdump, f)
         );
     }
     let mem = |s: &[Side]| median(s.iter().map(Side::memory_mib).collect());

@@ -670,3 +670,86 @@ fn resources_stay_bounded_as_targets_grow_and_come_back() {
     let (code, _, err) = live.finish();
     assert_eq!(code, 0, "{err}");
 }
+
+/// `--all-netns` in a sandbox of its own (private mount and PID namespaces, a tmpfs over
+/// /run/netns, the host's nsfs mounts unmounted there): every namespace but the initial one,
+/// named or held only by a process, one made after the start too; one whose process exits
+/// is let go with its final counts.
+#[test]
+fn all_netns_takes_every_namespace_but_the_initial_one() {
+    let p = format!("nsrt-{}-allnetns", std::process::id());
+    let script = format!(
+        r#"set -e
+awk '$9 == "nsfs" {{ print $5 }}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+mkdir -p /run/netns
+mount -t tmpfs nsrt-test /run/netns
+v6off='sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1'
+mk() {{
+  ip netns add "$1"
+  ip netns exec "$1" $v6off
+  ip -n "$1" link add a0 type veth peer name b0
+  ip -n "$1" link set a0 up
+  ip -n "$1" link set b0 up
+}}
+opens() {{ grep -c '"type":"open"' "$out" || true; }}
+until_n() {{ for i in $(seq 200); do [ "$(grep -c "$1" "$out" || true)" -ge "$2" ] && return 0; sleep 0.05; done; echo "timed out waiting for $2 x $1" >&2; cat "$out" >&2; exit 1; }}
+out=$(mktemp)
+mk {p}-a
+unshare -n sh -c "$v6off; ip link add a0 type veth peer name b0; ip link set a0 up; ip link set b0 up; exec sleep 120" &
+anon=$!
+sleep 0.3
+{bin} count --all-netns -i b0 --json -q > "$out" &
+c=$!
+until_n '"type":"open"' 2
+mk {p}-b
+until_n '"type":"open"' 3
+{bin} send -q -i {p}-a/a0 -N 10 -l 100
+{bin} send -q -i {p}-b/a0 -N 20 -l 100
+{bin} send -q -i pid:$anon/a0 -N 30 -l 100
+sleep 0.3
+kill $anon
+until_n '"type":"close"' 1
+kill -INT $c
+wait $c
+cat "$out"
+"#,
+        bin = BIN
+    );
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let opens: Vec<&Value> = lines.iter().filter(|v| v["type"] == "open").collect();
+    assert_eq!(opens.len(), 3, "{lines:?}");
+    assert!(
+        opens
+            .iter()
+            .all(|v| v["netns_inode"] != nsring_netns::PROC_NET_INIT_INO),
+        "the initial namespace is taken: {opens:?}"
+    );
+    let f = |t: &str| final_of(&lines, t)["packets"].as_u64().unwrap();
+    assert_eq!(f(&format!("{p}-a/b0")), 10);
+    assert_eq!(f(&format!("{p}-b/b0")), 20);
+    let anon = finals(&lines)
+        .into_iter()
+        .find(|v| v["netns"].as_str().unwrap().starts_with("pid:"))
+        .unwrap_or_else(|| panic!("no capture in the process's namespace: {lines:?}"));
+    assert_eq!(anon["packets"], 30);
+    assert_eq!(anon["reason"], "namespace gone");
+}
