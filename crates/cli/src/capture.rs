@@ -91,7 +91,10 @@ pub fn ns_description(t: &TargetInfo) -> String {
     } else {
         "current"
     };
-    format!("netns {name} (inode {})", t.netns_inode)
+    match &t.container {
+        Some(c) => format!("netns {name} (inode {}, {c})", t.netns_inode),
+        None => format!("netns {name} (inode {})", t.netns_inode),
+    }
 }
 
 /// The banner's list of targets: each with its namespace's inode, or the targets as given
@@ -101,7 +104,12 @@ pub fn describe_targets(s: &Started) -> String {
     if s.single
         && let [t] = open.as_slice()
     {
-        return format!("{} (netns inode {})", t.label(), t.netns_inode);
+        let container = t
+            .container
+            .as_ref()
+            .map(|c| format!(", {c}"))
+            .unwrap_or_default();
+        return format!("{} (netns inode {}{container})", t.label(), t.netns_inode);
     }
     format!(
         "{} ({} interface{} in {} namespace{} now)",

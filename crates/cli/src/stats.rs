@@ -181,6 +181,8 @@ pub struct TargetLine<'a> {
     pub interface: &'a str,
     pub ifindex: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ring_bytes: Option<u64>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub totals: Option<Totals>,
@@ -197,6 +199,7 @@ impl<'a> TargetLine<'a> {
             netns_inode: t.netns_inode,
             interface: &t.interface,
             ifindex: t.ifindex,
+            container: t.container.as_deref(),
             ring_bytes: None,
             totals: None,
             reason: None,

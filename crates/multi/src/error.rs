@@ -54,13 +54,7 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         match self {
             Error::Usage(_) | Error::Budget { .. } => true,
-            Error::Netns(e) => matches!(
-                e,
-                nsring_netns::Error::InvalidName { .. }
-                    | nsring_netns::Error::InvalidIfName { .. }
-                    | nsring_netns::Error::NotFound { .. }
-                    | nsring_netns::Error::LinkNotFound { .. }
-            ),
+            Error::Netns(e) => e.is_usage(),
             Error::Capture(e) => matches!(
                 e,
                 nsring_capture::Error::NoInterface { .. }

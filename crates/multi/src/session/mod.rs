@@ -60,6 +60,10 @@ pub struct TargetInfo {
     pub netns_inode: u64,
     /// Its iproute2 names.
     pub netns_names: Vec<String>,
+    /// The container it belongs to (`podman container 3f2a9c1b2c3d`), when a target named
+    /// one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     /// The interface, `any` for all.
     pub interface: String,
     /// 0 for `any`.

@@ -28,6 +28,8 @@ pub(super) struct NsEntry {
     handle: NetNs,
     /// How it is shown (empty: the caller's own namespace, named by no target).
     label: String,
+    /// The container it belongs to, as `RUNTIME container SHORTID`, when a target named it.
+    container: Option<String>,
     names: Vec<String>,
     /// The targets whose namespace part matches it.
     targets: Vec<usize>,
@@ -87,9 +89,11 @@ impl Session {
             if let NsMatch::Exact(spec) = &t.ns {
                 let ns = NetNs::open(spec)?;
                 exact_inodes[i] = Some(ns.inode());
-                let label = match spec {
-                    NsSpec::Current => String::new(),
-                    s => s.to_string(),
+                // a bare name that turned out to be a container is shown as the container
+                let label = match (spec, ns.container()) {
+                    (NsSpec::Current, _) => String::new(),
+                    (_, Some(_)) => ns.spec().to_string(),
+                    (s, None) => s.to_string(),
                 };
                 let names = self
                     .mounts
@@ -195,12 +199,16 @@ impl Session {
         // file kept open somewhere) is captured until the end
         let watch_holders = !own && (!exact || mounted || scan::a_process_in(inode).is_some());
         self.by_inode.insert(inode, slot);
+        let container = handle
+            .container()
+            .map(|k| format!("{} container {}", k.runtime, k.short_id()));
         self.namespaces.insert(
             slot,
             NsEntry {
                 inode,
                 handle,
                 label,
+                container,
                 names,
                 targets,
                 watch,
@@ -659,6 +667,7 @@ impl Session {
             netns: ns.label.clone(),
             netns_inode: ns.inode,
             netns_names: ns.names.clone(),
+            container: ns.container.clone(),
             interface: name,
             ifindex: capture.ifindex(),
             link_type,
