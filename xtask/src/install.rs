@@ -17,6 +17,7 @@ usage: cargo xtask install [--prefix P] [--destdir D] [--user | --no-extcap]
 
 install builds nsring (release) and puts in place:
   P/bin/nsring                                   the binary (mode 0755, no setuid)
+  P/bin/pfcount, pfsend, pfdump -> nsring        PF_RING's command names
   P/share/man/man1/nsring*.1                     nsring(1) and a page per command
   P/share/bash-completion/completions/nsring     bash completion
   P/share/zsh/{vendor-completions,site-functions}/_nsring   zsh completion
@@ -141,6 +142,13 @@ pub fn items(
         mode: 0o755,
         bytes,
     });
+    // PF_RING's command names: the binary answers to them with PF_RING's flags
+    for name in ["pfcount", "pfsend", "pfdump"] {
+        items.push(Item::Link {
+            path: prefix.join("bin").join(name),
+            target: PathBuf::from("nsring"),
+        });
+    }
 
     let man_dir = scratch.join("man");
     Sh::new().output(bin_s, &["man", "--dir", man_dir.to_str().unwrap_or(".")])?;

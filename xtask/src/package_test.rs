@@ -69,6 +69,20 @@ fn install_round_trip(bin: &Path) -> Result<(), String> {
             mode & 0o7777
         ));
     }
+    // PF_RING's names: links next to the binary that answer as PF_RING's tools
+    for name in ["pfcount", "pfsend", "pfdump"] {
+        let l = st(&format!("/usr/local/bin/{name}"));
+        let t = fs::read_link(&l).map_err(|e| format!("install: no {name} link: {e}"))?;
+        if t != Path::new("nsring") {
+            return fail(format!("install: {name} points to {}", t.display()));
+        }
+        let help = Sh::new()
+            .output(l.to_str().unwrap_or(name), &["-h"])?
+            .stdout;
+        if !String::from_utf8_lossy(&help).starts_with(&format!("{name} (nsring)")) {
+            return fail(format!("install: {name} -h does not answer as {name}"));
+        }
+    }
     let link = extcap_dir.join("nsring");
     let target = fs::read_link(root.join(link.strip_prefix("/").unwrap_or(&link)))
         .map_err(|e| format!("install: no extcap link: {e}"))?;
@@ -271,6 +285,10 @@ fn check_installed(paths: &[String], extcap_link: &Path) -> Result<(), String> {
         .mode();
     if mode & 0o7000 != 0 {
         return fail(format!("/usr/bin/nsring has mode {:o}", mode & 0o7777));
+    }
+    let help = out(&sh, "/usr/bin/pfcount", &["-h"])?;
+    if !help.starts_with("pfcount (nsring)") {
+        return fail("the package's /usr/bin/pfcount does not answer as pfcount");
     }
     for p in paths {
         if fs::symlink_metadata(p).is_err() {

@@ -75,7 +75,12 @@ fn capability_advice(err: &anyhow::Error) -> Option<&'static str> {
 
 /// Prints `nsring: error: ...` on one line and returns the exit code (2 usage, 1 runtime).
 pub fn report(err: &anyhow::Error) -> ExitCode {
-    eprintln!("nsring: error: {}", line(err));
+    report_as("nsring", err)
+}
+
+/// [`report`] for a program called by another name (`pfcount: error: ...`).
+pub fn report_as(program: &str, err: &anyhow::Error) -> ExitCode {
+    eprintln!("{program}: error: {}", line(err));
     ExitCode::from(if is_usage(err) { 2 } else { 1 })
 }
 

@@ -8,6 +8,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod capture;
 mod cmd;
+mod compat;
 mod complete;
 mod decode;
 mod error;
@@ -68,6 +69,8 @@ enum Command {
     Ls(cmd::ls::Args),
     /// Forward frames from one interface to another at ring speed, any namespaces (pfbridge).
     Bridge(cmd::bridge::Args),
+    /// One-way latency between two interfaces of any namespaces, both ends timed by one clock (pflatency).
+    Latency(cmd::latency::Args),
     /// Serve the per-namespace view as files, like /proc/net/pf_ring (each reader sees its own namespace).
     Mount(cmd::mount::Args),
     /// Run the seed's walkthrough on a built-in lab: namespaces, a veth pair, capture, cleanup.
@@ -92,10 +95,19 @@ fn main() -> ExitCode {
         .completer("nsring")
         .complete();
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Called as pfcount, pfsend or pfdump: PF_RING's flags and output
+    if let Some(code) = compat::dispatch(&argv) {
+        return code;
+    }
     // Wireshark runs an extcap with its own arguments and no subcommand
     if argv.get(1).is_some_and(|a| cmd::extcap::starts_extcap(a)) {
         argv.insert(1, "extcap".into());
     }
+    run_args(argv)
+}
+
+/// Parses `argv` (the program's name first) as nsring's command line and runs it.
+fn run_args(argv: Vec<std::ffi::OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => return error::clap_error(e),
@@ -115,6 +127,7 @@ fn main() -> ExitCode {
         Command::Extcap(args) => cmd::extcap::run(args),
         Command::Exporter(args) => cmd::exporter::run(args),
         Command::Bridge(args) => cmd::bridge::run(args),
+        Command::Latency(args) => cmd::latency::run(args),
     };
     match result {
         Ok(code) => code,

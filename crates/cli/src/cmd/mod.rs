@@ -11,6 +11,7 @@ pub mod devs;
 pub mod dump;
 pub mod exporter;
 pub mod extcap;
+pub mod latency;
 pub mod link;
 pub mod ls;
 pub mod ls_kernel;
