@@ -178,6 +178,16 @@ fn podman_containers_by_name() {
         1,
         "did not answer within 5 s",
     );
+    // A socket file nothing listens on any more: refused, exit 1, says so.
+    let dead = dir.join("dead.sock");
+    drop(UnixListener::bind(&dead).unwrap());
+    let dead_url = format!("unix://{}", dead.display());
+    fails(
+        &with(&env, &[("DOCKER_HOST", &dead_url)]),
+        &["count", "-i", "docker:web1/eth0"],
+        1,
+        &format!("cannot connect to docker at {dead_url} (nothing listens there"),
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 
     // A container stopped during a capture ends that capture cleanly.
