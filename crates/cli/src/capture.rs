@@ -48,6 +48,7 @@ pub fn start(c: &CaptureArgs, defaults: Defaults, command: &str) -> anyhow::Resu
     ring.preferred.validate()?;
     let single = targets.len() == 1 && !patterns;
     let texts = targets.iter().map(|t| t.text.clone()).collect();
+    let exact_targets = targets.clone();
     let mut session = Session::new(Options {
         targets,
         config: config.clone(),
@@ -65,6 +66,8 @@ pub fn start(c: &CaptureArgs, defaults: Defaults, command: &str) -> anyhow::Resu
             "nothing matches {list}; check the names (nsring netns list --all, nsring devs), or give --follow to wait for it"
         )));
     }
+    // the namespaces are open and nothing is captured yet: the runtimes may be asked
+    crate::identity::learn(&exact_targets);
     if let Some(d) = c.duration {
         session.stop_at(Instant::now() + d);
     }
@@ -82,7 +85,8 @@ pub fn start(c: &CaptureArgs, defaults: Defaults, command: &str) -> anyhow::Resu
     })
 }
 
-/// `netns NAME (inode N)`, as a pcapng interface description and a banner say it.
+/// `netns NAME (inode N)`, and `, container podman:web1 (3f2a9c1b2c3d)` when it belongs to
+/// one: as a pcapng interface description and a banner say it.
 pub fn ns_description(t: &TargetInfo) -> String {
     let name = if !t.netns.is_empty() {
         t.netns.as_str()
@@ -91,10 +95,11 @@ pub fn ns_description(t: &TargetInfo) -> String {
     } else {
         "current"
     };
-    match &t.container {
-        Some(c) => format!("netns {name} (inode {}, {c})", t.netns_inode),
-        None => format!("netns {name} (inode {})", t.netns_inode),
-    }
+    format!(
+        "netns {name} (inode {}){}",
+        t.netns_inode,
+        crate::identity::suffix(&crate::identity::of(t))
+    )
 }
 
 /// The banner's list of targets: each with its namespace's inode, or the targets as given
@@ -104,11 +109,7 @@ pub fn describe_targets(s: &Started) -> String {
     if s.single
         && let [t] = open.as_slice()
     {
-        let container = t
-            .container
-            .as_ref()
-            .map(|c| format!(", {c}"))
-            .unwrap_or_default();
+        let container = crate::identity::suffix(&crate::identity::of(t));
         return format!("{} (netns inode {}{container})", t.label(), t.netns_inode);
     }
     format!(

@@ -12,6 +12,7 @@ mod compat;
 mod complete;
 mod decode;
 mod error;
+mod identity;
 mod out;
 mod stats;
 mod synth;

@@ -1,5 +1,6 @@
 //! PF_RING-style statistics (pfcount's block) and their JSON form.
 
+use nsring_netns::ContainerTag;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,9 @@ pub struct JsonStats<'a> {
     #[serde(rename = "type")]
     pub kind: &'a str,
     pub interface: &'a str,
+    /// The container of the interface's namespace (the first, named ones first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<&'a ContainerTag>,
     #[serde(flatten)]
     pub totals: Totals,
     pub elapsed_s: f64,
@@ -95,6 +99,7 @@ impl<'a> JsonStats<'a> {
         JsonStats {
             kind,
             interface,
+            container: None,
             totals: now,
             elapsed_s: since_start.as_secs_f64(),
             pps: now.packets as f64 / secs,
@@ -110,6 +115,7 @@ impl<'a> JsonStats<'a> {
 #[derive(Debug)]
 pub struct Reporter {
     label: String,
+    container: Option<ContainerTag>,
     json: bool,
     quiet: bool,
     start: Instant,
@@ -123,12 +129,19 @@ impl Reporter {
         let now = Instant::now();
         Reporter {
             label: label.to_owned(),
+            container: None,
             json,
             quiet,
             start: now,
             last: now,
             prev: Totals::default(),
         }
+    }
+
+    /// The JSON lines name this container (the capture's namespace belongs to it).
+    pub fn container(mut self, tag: Option<ContainerTag>) -> Reporter {
+        self.container = tag;
+        self
     }
 
     /// When the capture started.
@@ -147,7 +160,7 @@ impl Reporter {
         let (since_start, since_prev) = (now - self.start, now - self.last);
         if self.json {
             let kind = if last { "final" } else { "stats" };
-            let line = JsonStats::new(
+            let mut line = JsonStats::new(
                 kind,
                 &self.label,
                 totals,
@@ -155,6 +168,7 @@ impl Reporter {
                 self.prev,
                 since_prev,
             );
+            line.container = self.container.as_ref();
             crate::out::json_line(out, &line)?;
             out.flush()?;
         } else if last || !self.quiet {
@@ -180,8 +194,12 @@ pub struct TargetLine<'a> {
     pub netns_inode: u64,
     pub interface: &'a str,
     pub ifindex: u32,
+    /// The container its namespace belongs to (the first, named ones first).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<&'a str>,
+    pub container: Option<ContainerTag>,
+    /// All of them, when there are several (a pod's namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Vec<ContainerTag>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ring_bytes: Option<u64>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -192,6 +210,7 @@ pub struct TargetLine<'a> {
 
 impl<'a> TargetLine<'a> {
     pub fn new(kind: &'a str, t: &'a nsring_multi::TargetInfo) -> TargetLine<'a> {
+        let tags = crate::identity::of(t);
         TargetLine {
             kind,
             target: t.label(),
@@ -199,7 +218,8 @@ impl<'a> TargetLine<'a> {
             netns_inode: t.netns_inode,
             interface: &t.interface,
             ifindex: t.ifindex,
-            container: t.container.as_deref(),
+            container: tags.first().cloned(),
+            containers: (tags.len() > 1).then_some(tags),
             ring_bytes: None,
             totals: None,
             reason: None,

@@ -13,7 +13,19 @@ use nsring_netns::{NetNs, NsSpec};
 
 mod common;
 
-use common::containers::{count, exact_count, fails, final_json, finish, send, with};
+use common::containers::{
+    count, exact_count, exact_count_with, fails, final_json, finish, send, with,
+};
+
+/// The name Podman (its network backend) gives the namespace of process `pid` in
+/// /run/netns (`netns-<uuid>`).
+fn netns_name(pid: u32) -> String {
+    let names = nsring_netns::identify(pid).unwrap();
+    names
+        .into_iter()
+        .find(|n| n.starts_with("netns-"))
+        .expect("Podman names its namespaces netns-<uuid>")
+}
 
 /// Deletes a namespace name on drop.
 struct NameGuard(String);
@@ -94,6 +106,62 @@ fn podman_containers_by_name() {
             .all(|v| v.get("container").is_none()),
         "{all:?}"
     );
+
+    // count and dump name the container in the banner, the JSON lines and the pcapng
+    // interface description, however the namespace was named.
+    let want_text = format!("container podman:{name} ({})", &id[..12]);
+    for target in [
+        format!("podman:{name}/eth0"),
+        format!("pid:{pid}/eth0"),
+        format!("{}/eth0", netns_name(pid)),
+    ] {
+        // the kernel backend (the default for one interface) and the ring
+        for more in [&[][..], &["--backend", "ring"]] {
+            let (out, err) = exact_count_with(&env, &ns, &target, 20, more);
+            assert!(err.contains(&want_text), "{target} {more:?}: {err}");
+            let c = &final_json(&out)["container"];
+            assert_eq!(
+                (&c["runtime"], &c["name"], &c["id"]),
+                (
+                    &serde_json::json!("podman"),
+                    &serde_json::json!(name),
+                    &serde_json::json!(id)
+                ),
+                "{target} {more:?}: {out}"
+            );
+        }
+        let (err, rows) = common::containers::dump_described(&env, &ns, &target, 10);
+        assert!(err.contains(&want_text), "{target}: {err}");
+        let ns_label = target.rsplit_once('/').unwrap().0;
+        let want = format!("eth0\tnetns {ns_label} (inode {}), {want_text}", ns.inode());
+        assert!(rows.iter().all(|r| *r == want), "{target}: {rows:?}");
+    }
+    // several targets: every open/close/final line carries it
+    let r = count(
+        &env,
+        &[
+            "-i",
+            &format!("podman:{name}/eth0,podman:{name}/lo"),
+            "-e",
+            "out",
+            "-f",
+            "udp port 9",
+            "--duration",
+            "1",
+            "--json",
+        ],
+    );
+    let (code, out, err) = finish(r, Duration::from_secs(30));
+    assert_eq!(code, 0, "{err}");
+    let lines = common::json_lines(&out);
+    let per_target: Vec<_> = lines
+        .iter()
+        .filter(|l| ["open", "final"].contains(&l["type"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(per_target.len(), 4, "{out}");
+    for l in per_target {
+        assert_eq!(l["container"]["name"], name.as_str(), "{l}");
+    }
 
     // netns exec enters the container's namespace only.
     let out = common::containers::ok(

@@ -76,6 +76,23 @@ fn docker_containers_by_name() {
         "{ls:?}"
     );
 
+    // count and dump name it: banner, JSON, pcapng interface description.
+    let want_text = format!("container docker:{web} ({})", &id[..12]);
+    for target in [format!("docker:{web}/eth0"), format!("pid:{pid}/eth0")] {
+        let (out, err) = exact_count(&env, &ns, &target, 10);
+        assert!(err.contains(&want_text), "{target}: {err}");
+        let c = &common::containers::final_json(&out)["container"];
+        assert_eq!(
+            (&c["runtime"], &c["name"]),
+            (&serde_json::json!("docker"), &serde_json::json!(web)),
+            "{out}"
+        );
+        let (_, rows) = common::containers::dump_described(&env, &ns, &target, 5);
+        let ns_label = target.rsplit_once('/').unwrap().0;
+        let want = format!("eth0\tnetns {ns_label} (inode {}), {want_text}", ns.inode());
+        assert!(rows.iter().all(|r| *r == want), "{target}: {rows:?}");
+    }
+
     // containerd:ID, through the daemon's own containerd (namespace moby), with ctr.
     let ctr = with(
         &env,

@@ -52,6 +52,10 @@ the rest goes on (one that goes down stays captured, for when it comes back up).
 --json: \"open\" and \"close\" lines (the close with the counts and the reason), \"stats\" per
 capture and \"total\" every second, \"final\" per capture and \"final_total\" at the end.
 
+A namespace that belongs to a container is named with it: in the banner ('container
+podman:web1 (3f2a9c1b2c3d)') and as a \"container\" object (runtime, id, name, source) in
+every --json line about it.
+
 Filters use tcpdump syntax, compiled by libpcap and applied in the kernel before anything is
 copied. On Linux, a live filter sees a VLAN-tagged frame with its tag already taken out by
 the kernel (libpcap's semantics, so 'vlan' and 'vlan 42' work as with a live tcpdump), and the
@@ -305,17 +309,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// How the banner and the statistics name the target: a bare name that turned out to be a
-/// container is shown as the container; and the container's runtime and short ID, if any.
-pub fn label(ns: &NetNs, target: &Target) -> (String, String) {
+/// container is shown as the container; and the containers its namespace belongs to.
+pub fn label(ns: &NetNs, target: &Target) -> (String, Vec<nsring_netns::ContainerTag>) {
     let label = match ns.container() {
         Some(_) => format!("{}/{}", ns.spec(), target.iface_name()),
         None => target.to_string(),
     };
-    let container = ns
-        .container()
-        .map(|k| format!(", {} container {}", k.runtime, k.short_id()))
-        .unwrap_or_default();
-    (label, container)
+    (label, crate::identity::learn_ns(ns))
+}
+
+/// A capture's namespace for the table: `pid:4242 (podman:web1)` when it belongs to a
+/// container whose label is not already its name.
+fn with_container(t: &TargetInfo) -> String {
+    match crate::identity::of(t).first() {
+        Some(c) if c.label() != t.netns => format!("{} ({})", t.netns, c.label()),
+        _ => t.netns.clone(),
+    }
 }
 
 /// Counts on capture rings, one target or many (`why` the banner gives for the choice).
@@ -423,7 +432,7 @@ impl<'a> Counting<'a> {
                 .values()
                 .filter(|r| last || r.2.is_none())
                 .map(|(t, s, why)| Row {
-                    netns: t.netns.clone(),
+                    netns: with_container(t),
                     interface: t.interface.clone(),
                     totals: totals_of(s),
                     state: why.as_ref().map_or("open".into(), ToString::to_string),
@@ -495,7 +504,10 @@ impl Handler for Counting<'_> {
             .insert(t.id, (t.clone(), TargetStats::default(), None));
         if self.single {
             if self.reporter.is_none() {
-                self.reporter = Some(Reporter::new(&t.label(), self.args.json, self.args.quiet));
+                self.reporter = Some(
+                    Reporter::new(&t.label(), self.args.json, self.args.quiet)
+                        .container(crate::identity::of(t).into_iter().next()),
+                );
             }
             return Ok(());
         }

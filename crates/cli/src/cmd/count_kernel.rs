@@ -151,7 +151,8 @@ pub fn run(
         let _ = waker.wake();
     })
     .context("cannot install the Ctrl-C handler")?;
-    let (label, container) = crate::cmd::count::label(ns, target);
+    let (label, tags) = crate::cmd::count::label(ns, target);
+    let container = crate::identity::suffix(&tags);
     for s in counter.swept() {
         eprintln!(
             "nsring count: removed a leftover filter of nsring PID {} (gone) from {} of if#{}{}",
@@ -183,7 +184,8 @@ pub fn run(
     crate::warn_unrecorded("count", counter.record_error());
 
     let mut out = Out::new();
-    let mut reporter = Reporter::new(&label, args.json, args.quiet);
+    let mut reporter =
+        Reporter::new(&label, args.json, args.quiet).container(tags.into_iter().next());
     let deadline = c.duration.map(|d| reporter.start() + d);
     let mut last = Value::default();
     let mut last_at = Instant::now();

@@ -54,7 +54,10 @@ pub fn finish(mut r: Running, within: Duration) -> (i32, String, String) {
                 .read_to_string(&mut out)
                 .unwrap();
             std::thread::sleep(Duration::from_millis(50));
-            let err: Vec<String> = r.lines.try_iter().collect();
+            // the banner first: start() took it
+            let err: Vec<String> = std::iter::once(r.ready.clone())
+                .chain(r.lines.try_iter())
+                .collect();
             return (st.code().unwrap_or(-1), out, err.join("\n"));
         }
         assert!(Instant::now() < deadline, "capturer did not finish in time");
@@ -76,20 +79,31 @@ pub fn final_json(out: &str) -> serde_json::Value {
 /// `target`; returns count's stdout and stderr. Outgoing only: Podman's bridge ports are in
 /// hairpin mode, so a flooded frame also comes back in on eth0.
 pub fn exact_count(env: &Env, ns: &NetNs, target: &str, n: usize) -> (String, String) {
-    let r = count(
-        env,
-        &[
-            "-i",
-            target,
-            "-e",
-            "out",
-            "-f",
-            "udp port 9",
-            "-N",
-            &n.to_string(),
-            "--json",
-        ],
-    );
+    exact_count_with(env, ns, target, n, &[])
+}
+
+/// [`exact_count`] with more arguments for count (`--backend ring`, say).
+pub fn exact_count_with(
+    env: &Env,
+    ns: &NetNs,
+    target: &str,
+    n: usize,
+    more: &[&str],
+) -> (String, String) {
+    let n_text = n.to_string();
+    let mut args = vec![
+        "-i",
+        target,
+        "-e",
+        "out",
+        "-f",
+        "udp port 9",
+        "-N",
+        &n_text,
+        "--json",
+    ];
+    args.extend_from_slice(more);
+    let r = count(env, &args);
     send(ns, n, 200);
     let (code, out, err) = finish(r, Duration::from_secs(30));
     assert_eq!(code, 0, "{target}: {err}");
@@ -140,4 +154,67 @@ pub fn with(env: &Env, more: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut v = env.to_vec();
     v.extend(more.iter().map(|(k, x)| (k.to_string(), x.to_string())));
     v
+}
+
+/// Dumps exactly `n` frames sent out of the container's eth0 (`ns`) through `target` into a
+/// pcapng file; returns dump's stderr and, per packet, tshark's
+/// `interface_name<TAB>interface_description`.
+pub fn dump_described(env: &Env, ns: &NetNs, target: &str, n: usize) -> (String, Vec<String>) {
+    let file = std::env::temp_dir().join(format!(
+        "nsrt-{}-dump-{}.pcapng",
+        std::process::id(),
+        target.replace(['/', ':'], "_")
+    ));
+    let mut cmd = Command::new(NSRING);
+    cmd.envs(env.iter().map(|(k, v)| (k, v))).args([
+        "dump",
+        "-i",
+        target,
+        "-e",
+        "out",
+        "-f",
+        "udp port 9",
+        "-N",
+        &n.to_string(),
+        "-w",
+        file.to_str().unwrap(),
+    ]);
+    let r = start(cmd, "capturing on", Stdio::null());
+    send(ns, n, 200);
+    let mut child = r;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "dump did not finish in time");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let err: Vec<String> = std::iter::once(child.ready.clone())
+        .chain(child.lines.try_iter())
+        .collect();
+    assert!(status.success(), "{target}: {err:?}");
+    let out = Command::new("tshark")
+        .args(["-r", file.to_str().unwrap(), "-T", "fields"])
+        .args([
+            "-e",
+            "frame.interface_name",
+            "-e",
+            "frame.interface_description",
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(rows.len(), n, "{target}: {rows:?}");
+    (err.join("\n"), rows)
 }

@@ -30,6 +30,8 @@ pub fn pair(tag: &str) -> (Lab, NetNs, NetNs) {
 pub struct Running {
     pub child: Child,
     pub lines: mpsc::Receiver<String>,
+    /// The stderr line that said it was ready.
+    pub ready: String,
 }
 
 impl Running {
@@ -61,15 +63,19 @@ pub fn start(mut cmd: Command, ready: &str, stdout: Stdio) -> Running {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let line = loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("{cmd:?} never said '{ready}'"));
         if line.contains(ready) {
-            break;
+            break line;
         }
+    };
+    Running {
+        child,
+        lines: rx,
+        ready: line,
     }
-    Running { child, lines: rx }
 }
 
 /// The objects of `--json` output, one per line, each checked to start with the schema

@@ -44,7 +44,8 @@ Examples:
   nsring dump --all-netns -i 'veth*' --follow -w all.pcapng
 
 pcapng (the default) gets an interface description block per captured interface, named after
-the interface, with 'netns NAME (inode N)' as its description and nanosecond timestamps,
+the interface, with 'netns NAME (inode N)' as its description (and ', container podman:web1
+(3f2a9c1b2c3d)' when the namespace belongs to one) and nanosecond timestamps,
 enhanced packet blocks with the direction, and an interface statistics block per interface
 (received, dropped by the kernel, written) when it leaves or the file ends. VLAN tags the
 kernel took out are put back into the written bytes, as tcpdump does. Patterns and
