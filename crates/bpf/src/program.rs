@@ -131,9 +131,10 @@ impl Program {
             .map_err(|e| Error::sys("setsockopt(SO_ATTACH_BPF)", "", e))
     }
 
-    /// Runs the program once on `frame` (`BPF_PROG_TEST_RUN`): its return value.
-    pub fn test_run(&self, frame: &[u8]) -> Result<u32> {
-        sys::prog_test_run(self.fd.as_fd(), frame)
+    /// Runs the program `repeat` times on `frame` (`BPF_PROG_TEST_RUN`, which counts the
+    /// runs like packets): its return value and the average time of a run in ns.
+    pub fn test_run(&self, frame: &[u8], repeat: u32) -> Result<(u32, u32)> {
+        sys::prog_test_run(self.fd.as_fd(), frame, repeat)
             .map_err(|e| Error::sys("bpf(BPF_PROG_TEST_RUN)", "", e))
     }
 }

@@ -338,17 +338,18 @@ pub fn prog_query(ifindex: u32, attach_type: u32) -> io::Result<Query> {
     })
 }
 
-/// `BPF_PROG_TEST_RUN` once on `data`: the program's return value.
-pub fn prog_test_run(prog: BorrowedFd<'_>, data: &[u8]) -> io::Result<u32> {
+/// `BPF_PROG_TEST_RUN` `repeat` times on `data`: the program's return value and the
+/// kernel's average time per run in ns.
+pub fn prog_test_run(prog: BorrowedFd<'_>, data: &[u8], repeat: u32) -> io::Result<(u32, u32)> {
     let mut attr = TestRunAttr {
         prog_fd: prog.as_raw_fd() as u32,
         data_size_in: data.len() as u32,
         data_in: data.as_ptr() as u64,
-        repeat: 1,
+        repeat,
         ..TestRunAttr::default()
     };
     bpf(PROG_TEST_RUN, &mut attr)?;
-    Ok(attr.retval)
+    Ok((attr.retval, attr.duration))
 }
 
 /// `SO_ATTACH_BPF`: `prog` (a socket filter program) becomes the socket's filter.
