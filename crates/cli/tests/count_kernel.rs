@@ -424,7 +424,20 @@ fn ls_shows_the_kernel_counter_with_owner_filter_and_live_counts() {
     for want in ["nsring-count[", "eth1", "in", "udp port 9", " 7 "] {
         assert!(line.contains(want), "{want:?} not in {line:?}");
     }
-    let _ = b;
+    // promiscuous while it counts (unless -J), and no longer after
+    let promisc = || {
+        nsring_netns::link::list(&b)
+            .unwrap()
+            .into_iter()
+            .find(|l| l.name == "eth1")
+            .unwrap()
+            .promiscuity
+    };
+    assert_eq!(promisc(), 1);
+    stop(r);
+    assert_eq!(promisc(), 0);
+    let r = count(&["-i", &format!("{b_name}/eth1"), "-J", "--backend", "kernel"]);
+    assert_eq!(promisc(), 0, "-J");
     stop(r);
 }
 
