@@ -279,3 +279,46 @@ fn translated_filters_keep_what_the_kernels_classic_filter_keeps() {
         );
     }
 }
+
+/// Sampling's return path: at a packet socket, the translated program with
+/// `sample_every = 3` lets exactly every third accepted frame in, and counts all of them.
+#[test]
+fn sampling_at_a_packet_socket_keeps_every_nth_accepted_frame() {
+    let mut lab = Lab::new("bpf_sample");
+    let a = lab.netns("a");
+    let b = lab.netns("b");
+    lab.veth("a", "eth1", "b", "eth1");
+    let counters = Counters::create(true).unwrap();
+    let every = std::num::NonZeroU32::new(3).unwrap();
+    let (sock, _prog) = b
+        .run(|| {
+            let ifindex = nsring_capture::sys::if_nametoindex("eth1").unwrap();
+            let classic = nsring_capture::filter::compile_for("udp", "eth1").unwrap();
+            let hook = Hook::Socket { snaplen: 65535 };
+            let prog = Program::load("udp", &classic, hook, Some(every), &counters).unwrap();
+            let sock = nsring_capture::sys::packet_socket().unwrap();
+            prog.attach_to_socket(sock.as_fd()).unwrap();
+            let all = nsring_capture::sys::ETH_P_ALL;
+            nsring_capture::sys::bind_packet(sock.as_fd(), all, ifindex).unwrap();
+            (sock, prog)
+        })
+        .unwrap();
+    // 30 UDP frames (numbered by length) and 30 ARP frames in between
+    let sender = Sender::open(&a, "eth1").unwrap();
+    for i in 0..30 {
+        sender.send(&udp4(100 + i, 9)).unwrap();
+        sender.send(&arp()).unwrap();
+    }
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counters.read().unwrap().packets < 30 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drain_socket(&sock, &mut got);
+    let v = counters.read().unwrap();
+    assert_eq!((v.packets, v.kept), (30, 10), "{v:?}");
+    let lens: Vec<usize> = got.iter().map(Vec::len).collect();
+    let every_third: Vec<usize> = (0..30).filter(|i| i % 3 == 2).map(|i| 100 + i).collect();
+    assert_eq!(lens, every_third, "the 3rd, 6th, ... UDP frames");
+    assert_eq!(v.kept_bytes, every_third.iter().sum::<usize>() as u64);
+}
